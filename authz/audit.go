@@ -1,0 +1,66 @@
+package authz
+
+import (
+	"context"
+	"log/slog"
+	"time"
+)
+
+// audit writes the record of one decision. Arguments are never logged.
+func (g *Guard) audit(ctx context.Context, t *Task, c *Call, d *Decision, latency time.Duration) {
+	level := slog.LevelInfo
+	if d.Effect == Deny {
+		level = slog.LevelWarn
+	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if !g.logger.Enabled(ctx, level) {
+		return
+	}
+	attrs := make([]slog.Attr, 0, 14)
+	attrs = append(attrs, slog.String("task", d.Task))
+	if t != nil {
+		attrs = append(attrs, slog.String("agent", t.agent.ID))
+	}
+	attrs = append(attrs,
+		slog.String("tool", c.Tool),
+		slog.String("intent", c.Intent),
+		slog.String("destination", d.Destination),
+		slog.String("sensitivity", c.Sensitivity.String()),
+		slog.String("effect", d.Effect.String()),
+		slog.String("rule", d.Rule),
+		slog.String("reason", d.Reason),
+		slog.String("policy", d.PolicyVersion),
+		slog.Duration("latency", latency),
+	)
+	if d.Destination == "" && c.Destination != "" {
+		attrs = append(attrs, slog.Bool("destination_rejected", true))
+	}
+	if d.Err != nil {
+		attrs = append(attrs, slog.String("error", d.Err.Error()))
+	}
+	g.logger.LogAttrs(ctx, level, "taskguard decision", attrs...)
+}
+
+// auditApproval records the outcome of an approval.
+func (g *Guard) auditApproval(ctx context.Context, c *Call, asked, out *Decision) {
+	level := slog.LevelInfo
+	if out.Effect != Allow {
+		level = slog.LevelWarn
+	}
+	attrs := []slog.Attr{
+		slog.String("task", asked.Task),
+		slog.String("tool", c.Tool),
+		slog.String("intent", c.Intent),
+		slog.String("destination", asked.Destination),
+		slog.String("rule", asked.Rule),
+		slog.String("effect", out.Effect.String()),
+		slog.String("reason", out.Reason),
+		slog.String("policy", asked.PolicyVersion),
+	}
+	if out.Err != nil {
+		attrs = append(attrs, slog.String("error", out.Err.Error()))
+	}
+	g.logger.LogAttrs(ctx, level, "taskguard approval", attrs...)
+}

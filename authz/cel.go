@@ -1,0 +1,463 @@
+package authz
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"sync"
+	"time"
+
+	"cel.dev/cel-go/cel"
+	"cel.dev/cel-go/common/cost"
+	"cel.dev/cel-go/common/types"
+	"cel.dev/cel-go/common/types/ref"
+	"cel.dev/cel-go/ext"
+	"cel.dev/cel-go/interpreter"
+
+	"github.com/taskguard/taskguard/internal/dest"
+	"github.com/taskguard/taskguard/internal/glob"
+)
+
+// Cost limits of policy expressions, in cel-go cost units (roughly one unit
+// per elementary operation).
+const (
+	// MaxEstimatedCost is the highest worst-case cost a `when` expression may
+	// have; a policy with a costlier expression is refused at load. The
+	// estimate assumes strings of at most [maxSizeHint] bytes and lists and
+	// maps of at most [maxSizeHint] elements.
+	MaxEstimatedCost = 1_000_000
+	// MaxRuntimeCost is the cost at which a running evaluation is stopped;
+	// the call is denied.
+	MaxRuntimeCost = 1_000_000
+)
+
+// maxSizeHint is the size assumed for strings, lists and maps of the input
+// when the worst-case cost of an expression is estimated.
+const maxSizeHint = 1024
+
+// CEL type names of the objects policies see.
+const (
+	celAgent       = "taskguard.Agent"
+	celTask        = "taskguard.Task"
+	celTaint       = "taskguard.Taint"
+	celDestination = "taskguard.Destination"
+)
+
+var (
+	agentType = types.NewObjectType(celAgent)
+	taskType  = types.NewObjectType(celTask)
+	taintType = types.NewObjectType(celTaint)
+	destType  = types.NewObjectType(celDestination)
+
+	stringList = types.NewListType(types.StringType)
+	stringMap  = types.NewMapType(types.StringType, types.StringType)
+)
+
+// object is the CEL value of one of the guard's objects (agent, task, taint,
+// destination). Fields are read through the provider's getters; the object
+// itself only supports identity equality.
+type object struct {
+	typ *types.Type
+	v   any
+}
+
+func (o *object) ConvertToNative(t reflect.Type) (any, error) {
+	return nil, fmt.Errorf("%s cannot be converted to %v", o.typ.TypeName(), t)
+}
+func (o *object) ConvertToType(t ref.Type) ref.Val {
+	if t == types.TypeType {
+		return o.typ
+	}
+	return types.NewErr("type conversion error from %s to %s", o.typ.TypeName(), t.TypeName())
+}
+func (o *object) Equal(other ref.Val) ref.Val { return types.Bool(other == ref.Val(o)) }
+func (o *object) Type() ref.Type              { return o.typ }
+func (o *object) Value() any                  { return o.v }
+
+// field describes one field of an object type.
+type field struct {
+	typ *types.Type
+	get func(v any) ref.Val
+}
+
+type objectDef struct {
+	names  []string
+	fields map[string]*types.FieldType
+}
+
+func isSet(any) bool { return true }
+
+func defineObject(fields map[string]field) objectDef {
+	d := objectDef{fields: make(map[string]*types.FieldType, len(fields))}
+	for name, f := range fields {
+		get := f.get
+		d.names = append(d.names, name)
+		d.fields[name] = &types.FieldType{
+			Type:  f.typ,
+			IsSet: isSet,
+			GetFrom: func(v any) (any, error) {
+				if o, ok := v.(*object); ok {
+					v = o.v
+				}
+				return get(v), nil
+			},
+		}
+	}
+	return d
+}
+
+// provider adds the guard's object types to cel-go's registry.
+type provider struct {
+	*types.Registry
+	objects map[string]objectDef
+}
+
+func (p *provider) FindStructType(name string) (*types.Type, bool) {
+	if _, ok := p.objects[name]; ok {
+		return types.NewTypeTypeWithParam(types.NewObjectType(name)), true
+	}
+	return p.Registry.FindStructType(name)
+}
+
+func (p *provider) FindStructFieldNames(name string) ([]string, bool) {
+	if d, ok := p.objects[name]; ok {
+		return d.names, true
+	}
+	return p.Registry.FindStructFieldNames(name)
+}
+
+func (p *provider) FindStructFieldType(name, fieldName string) (*types.FieldType, bool) {
+	if d, ok := p.objects[name]; ok {
+		f, ok := d.fields[fieldName]
+		return f, ok
+	}
+	return p.Registry.FindStructFieldType(name, fieldName)
+}
+
+func (p *provider) NewValue(name string, fields map[string]ref.Val) ref.Val {
+	if _, ok := p.objects[name]; ok {
+		return types.NewErr("%s values cannot be constructed in policies", name)
+	}
+	return p.Registry.NewValue(name, fields)
+}
+
+// taskView is the task as one evaluation sees it.
+type taskView struct {
+	t   *Task
+	now time.Time
+}
+
+func str(s string) ref.Val { return types.String(s) }
+
+func newProvider() (*provider, error) {
+	reg, err := types.NewRegistry()
+	if err != nil {
+		return nil, err
+	}
+	p := &provider{Registry: reg, objects: map[string]objectDef{}}
+	p.objects[celAgent] = defineObject(map[string]field{
+		"id":    {types.StringType, func(v any) ref.Val { return str(v.(*Task).agent.ID) }},
+		"attrs": {stringMap, func(v any) ref.Val { return stringMapVal(v.(*Task).agent.Attrs) }},
+	})
+	p.objects[celTask] = defineObject(map[string]field{
+		"id":        {types.StringType, func(v any) ref.Val { return str(v.(*taskView).t.id) }},
+		"purpose":   {types.StringType, func(v any) ref.Val { return str(v.(*taskView).t.purpose) }},
+		"intents":   {stringList, func(v any) ref.Val { return stringListVal(v.(*taskView).t.intents) }},
+		"tools":     {stringList, func(v any) ref.Val { return stringListVal(v.(*taskView).t.tools) }},
+		"clearance": {types.IntType, func(v any) ref.Val { return types.Int(v.(*taskView).t.clearance) }},
+		"labels":    {stringMap, func(v any) ref.Val { return stringMapVal(v.(*taskView).t.labels) }},
+		"depth":     {types.IntType, func(v any) ref.Val { return types.Int(v.(*taskView).t.depth) }},
+		"age": {types.DurationType, func(v any) ref.Val {
+			tv := v.(*taskView)
+			return types.Duration{Duration: tv.now.Sub(tv.t.start)}
+		}},
+		"remaining": {types.DurationType, func(v any) ref.Val {
+			tv := v.(*taskView)
+			return types.Duration{Duration: tv.t.deadline.Sub(tv.now)}
+		}},
+		"calls": {types.NewMapType(types.StringType, types.IntType), func(v any) ref.Val {
+			calls := v.(*taskView).t.Calls()
+			m := make(map[string]int64, len(calls))
+			for k, n := range calls {
+				m[k] = int64(n)
+			}
+			return types.DefaultTypeAdapter.NativeToValue(m)
+		}},
+		"taint": {taintType, func(v any) ref.Val {
+			tt := v.(*taskView).t.snapshotTaint()
+			return &object{typ: taintType, v: &tt}
+		}},
+	})
+	p.objects[celTaint] = defineObject(map[string]field{
+		"sensitivity": {types.IntType, func(v any) ref.Val { return types.Int(v.(*Taint).Sensitivity) }},
+		"untrusted":   {types.BoolType, func(v any) ref.Val { return types.Bool(v.(*Taint).Untrusted) }},
+		"sources":     {stringList, func(v any) ref.Val { return stringListVal(v.(*Taint).Sources) }},
+	})
+	p.objects[celDestination] = defineObject(map[string]field{
+		"kind":    {types.StringType, func(v any) ref.Val { return str(v.(*dest.Destination).Kind.String()) }},
+		"scheme":  {types.StringType, func(v any) ref.Val { return str(v.(*dest.Destination).Scheme) }},
+		"host":    {types.StringType, func(v any) ref.Val { return str(v.(*dest.Destination).Host) }},
+		"port":    {types.IntType, func(v any) ref.Val { return types.Int(v.(*dest.Destination).Port) }},
+		"path":    {types.StringType, func(v any) ref.Val { return str(v.(*dest.Destination).Path) }},
+		"user":    {types.StringType, func(v any) ref.Val { return str(v.(*dest.Destination).User) }},
+		"private": {types.BoolType, func(v any) ref.Val { return types.Bool(v.(*dest.Destination).Private) }},
+		"ip": {types.StringType, func(v any) ref.Val {
+			if d := v.(*dest.Destination); d.IP.IsValid() {
+				return str(d.IP.String())
+			}
+			return str("")
+		}},
+		"canonical": {types.StringType, func(v any) ref.Val { return str(v.(*dest.Destination).String()) }},
+	})
+	return p, nil
+}
+
+func stringListVal(s []string) ref.Val {
+	if s == nil {
+		s = []string{}
+	}
+	return types.NewStringList(types.DefaultTypeAdapter, s)
+}
+
+func stringMapVal(m map[string]string) ref.Val {
+	if m == nil {
+		m = map[string]string{}
+	}
+	return types.NewStringStringMap(types.DefaultTypeAdapter, m)
+}
+
+// celEnv is the one CEL environment every policy compiles against.
+var celEnv = sync.OnceValues(func() (*cel.Env, error) {
+	p, err := newProvider()
+	if err != nil {
+		return nil, err
+	}
+	return cel.NewEnv(
+		cel.CustomTypeProvider(p),
+		cel.Variable("agent", agentType),
+		cel.Variable("task", taskType),
+		cel.Variable("tool", types.StringType),
+		cel.Variable("intent", types.StringType),
+		cel.Variable("destination", destType),
+		cel.Variable("sensitivity", types.IntType),
+		cel.Variable("args", types.NewMapType(types.StringType, types.DynType)),
+		cel.Variable("now", types.TimestampType),
+		cel.Constant("PUBLIC", types.IntType, types.Int(Public)),
+		cel.Constant("INTERNAL", types.IntType, types.Int(Internal)),
+		cel.Constant("CONFIDENTIAL", types.IntType, types.Int(Confidential)),
+		cel.Constant("RESTRICTED", types.IntType, types.Int(Restricted)),
+		cel.Function("glob",
+			cel.MemberOverload("string_glob_string", []*cel.Type{cel.StringType, cel.StringType}, cel.BoolType,
+				cel.BinaryBinding(celGlob))),
+		cel.Function("within",
+			cel.MemberOverload("string_within_string", []*cel.Type{cel.StringType, cel.StringType}, cel.BoolType,
+				cel.BinaryBinding(celWithin))),
+		cel.OptionalTypes(),
+		cel.CrossTypeNumericComparisons(true),
+		cel.DefaultUTCTimeZone(true),
+		cel.ParserExpressionSizeLimit(maxExpressionSize),
+		ext.Strings(),
+		ext.Sets(),
+		ext.Lists(),
+		ext.Network(),
+	)
+})
+
+// maxExpressionSize bounds the length of a `when` expression, in code points.
+const maxExpressionSize = 16 << 10
+
+// celGlob implements host.glob(pattern): see [glob.Host].
+func celGlob(host, pattern ref.Val) ref.Val {
+	h, ok1 := host.(types.String)
+	p, ok2 := pattern.(types.String)
+	if !ok1 || !ok2 {
+		return types.NewErr("glob: want (string).glob(string)")
+	}
+	ok, err := glob.Host(string(p), string(h))
+	if err != nil {
+		return types.WrapErr(err)
+	}
+	return types.Bool(ok)
+}
+
+// celWithin implements path.within(root): see [glob.Within].
+func celWithin(p, root ref.Val) ref.Val {
+	ps, ok1 := p.(types.String)
+	rs, ok2 := root.(types.String)
+	if !ok1 || !ok2 {
+		return types.NewErr("within: want (string).within(string)")
+	}
+	return types.Bool(glob.Within(string(ps), string(rs)))
+}
+
+// costEstimator bounds the size of every input for cost estimation.
+type costEstimator struct{}
+
+func (costEstimator) EstimateSize(n cost.AstNode) *cost.SizeEstimate {
+	if len(n.Path()) > 0 {
+		return &cost.SizeEstimate{Min: 0, Max: maxSizeHint}
+	}
+	return nil
+}
+
+func (costEstimator) EstimateCallCost(fn, overload string, target *cost.AstNode, args []cost.AstNode) *cost.CallEstimate {
+	switch overload {
+	case "string_glob_string", "string_within_string":
+		// Linear in the lengths of both strings.
+		return cost.NewCallEstimate(cost.RangedCostEstimate(1, 1+2*maxSizeHint/10), nil)
+	}
+	return nil
+}
+
+// program is one compiled `when` expression.
+type program struct {
+	prg cel.Program
+	// constant is set when the expression folds to a constant: the program
+	// never runs.
+	constant *bool
+}
+
+// compileWhen type-checks expr, estimates its cost and plans it. The error
+// positions are relative to expr (line 1-based, column 0-based).
+func compileWhen(expr string) (program, []celIssue) {
+	env, err := celEnv()
+	if err != nil {
+		return program{}, []celIssue{{msg: "CEL environment: " + err.Error()}}
+	}
+	ast, iss := env.Compile(expr)
+	if iss != nil && iss.Err() != nil {
+		var out []celIssue
+		for _, e := range iss.Errors() {
+			out = append(out, celIssue{line: e.Location.Line(), col: e.Location.Column(), msg: e.Message})
+		}
+		return program{}, out
+	}
+	if !ast.OutputType().IsExactType(types.BoolType) {
+		return program{}, []celIssue{{line: 1, msg: fmt.Sprintf("expression must be a bool, not %s", ast.OutputType())}}
+	}
+	est, err := env.EstimateCost(ast, costEstimator{})
+	if err != nil {
+		return program{}, []celIssue{{line: 1, msg: "cost estimate: " + err.Error()}}
+	}
+	if est.Max > MaxEstimatedCost {
+		return program{}, []celIssue{{line: 1, msg: fmt.Sprintf("worst-case cost %d exceeds the limit of %d", est.Max, MaxEstimatedCost)}}
+	}
+	prg, err := env.Program(ast,
+		cel.EvalOptions(cel.OptOptimize),
+		cel.CostLimit(MaxRuntimeCost),
+	)
+	if err != nil {
+		return program{}, []celIssue{{line: 1, msg: err.Error()}}
+	}
+	p := program{prg: prg}
+	if b, ok := constantBool(ast); ok {
+		p.constant = &b
+	}
+	return p, nil
+}
+
+type celIssue struct {
+	line, col int
+	msg       string
+}
+
+// constantBool reports whether the checked expression is the literal true or false.
+func constantBool(ast *cel.Ast) (bool, bool) {
+	e := ast.NativeRep().Expr()
+	if c := e.AsLiteral(); c != nil {
+		if b, ok := c.(types.Bool); ok {
+			return bool(b), true
+		}
+	}
+	return false, false
+}
+
+// errNotBool reports a program that evaluated to a non-bool.
+var errNotBool = errors.New("expression did not evaluate to a bool")
+
+// eval runs the program against act.
+func (p *program) eval(act *activation) (bool, error) {
+	if p.constant != nil {
+		return *p.constant, nil
+	}
+	out, _, err := p.prg.Eval(act)
+	if err != nil {
+		return false, err
+	}
+	b, ok := out.(types.Bool)
+	if !ok {
+		return false, errNotBool
+	}
+	return bool(b), nil
+}
+
+// activation resolves the CEL variables of one check. It is pooled.
+type activation struct {
+	task  taskView
+	agent object
+	tv    object
+	dv    object
+	call  *Call
+	dest  dest.Destination
+	args  ref.Val
+}
+
+var activations = sync.Pool{New: func() any {
+	a := &activation{}
+	a.agent.typ = agentType
+	a.tv.typ = taskType
+	a.tv.v = &a.task
+	a.dv.typ = destType
+	a.dv.v = &a.dest
+	return a
+}}
+
+func newActivation(t *Task, c *Call, now time.Time) *activation {
+	a := activations.Get().(*activation)
+	a.task = taskView{t: t, now: now}
+	a.agent.v = t
+	a.call = c
+	return a
+}
+
+func (a *activation) release() {
+	a.task = taskView{}
+	a.agent.v = nil
+	a.call = nil
+	a.dest = dest.Destination{}
+	a.args = nil
+	activations.Put(a)
+}
+
+// ResolveName implements [interpreter.Activation].
+func (a *activation) ResolveName(name string) (any, bool) {
+	switch name {
+	case "destination":
+		return &a.dv, true
+	case "intent":
+		return types.String(a.call.Intent), true
+	case "sensitivity":
+		return types.Int(a.call.Sensitivity), true
+	case "tool":
+		return types.String(a.call.Tool), true
+	case "task":
+		return &a.tv, true
+	case "agent":
+		return &a.agent, true
+	case "args":
+		if a.args == nil {
+			args := a.call.Args
+			if args == nil {
+				args = map[string]any{}
+			}
+			a.args = types.NewStringInterfaceMap(types.DefaultTypeAdapter, args)
+		}
+		return a.args, true
+	case "now":
+		return types.Timestamp{Time: a.task.now}, true
+	}
+	return nil, false
+}
+
+// Parent implements [interpreter.Activation].
+func (a *activation) Parent() interpreter.Activation { return nil }

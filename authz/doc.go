@@ -1,0 +1,96 @@
+// Package authz decides, at request time, whether an AI agent may make a
+// tool call for the task it is working on.
+//
+// A [Guard] holds a compiled [Policy]. Every call runs under a [Task],
+// started with [Guard.Begin], which says who the agent is, which intents and
+// tools it declared, the highest data sensitivity it may touch, and when it
+// ends. [Guard.Check] decides a [Call] against the task and the policy;
+// [Guard.Authorize] also runs approvals and returns an error for anything
+// that is not allowed. Deny is the default and every failure denies.
+//
+// # Tasks
+//
+//	ctx, task, err := g.Begin(ctx, authz.TaskSpec{
+//		Agent:     authz.Agent{ID: "spiffe://corp/agent/researcher"},
+//		Intents:   []string{"read", "search"},
+//		Tools:     []string{"http.*"},
+//		Clearance: authz.Internal,
+//		TTL:       10 * time.Minute,
+//	})
+//	defer task.End()
+//
+// A Begin from a context that already carries a task starts a sub-task,
+// which may only narrow its parent. [Task.End] runs the hooks other packages
+// registered with [Task.OnEnd] (the secrets broker revokes leases,
+// contextguard wipes memory). [Task.Observe] records what the task has seen;
+// policies read it as task.taint.
+//
+// # Decisions
+//
+// Check runs built-in checks first (a live task, a declared intent, an
+// allowed tool, sensitivity within clearance, a destination that parses),
+// then the rules for the call's tool: deny overrides ask overrides allow, and
+// no matching rule denies ([RuleNoMatch]). A rule whose expression fails at
+// run time (a missing key, the cost limit) denies and the [Decision] names
+// it. Check never panics and writes one audit record per decision to the
+// logger set with [WithLogger]; arguments are never logged.
+//
+// # Policies
+//
+// Policies are YAML documents ([ParsePolicy], [LoadPolicyFiles]) or Go
+// values ([NewPolicy]):
+//
+//	rules:
+//	  - name: github-read
+//	    tools: ["http.fetch"]
+//	    effect: allow
+//	    when: intent in ["read", "search"] && destination.host.glob("*.github.com")
+//	    reason: reading GitHub is allowed
+//
+// Errors name the file, line, column and rule; all errors of a document are
+// reported together.
+//
+// # CEL
+//
+// A rule's when is a CEL expression of type bool. Its variables are:
+//
+//	agent        id, attrs (map)
+//	task         id, purpose, intents, tools, clearance, labels, depth,
+//	             age, remaining (durations), calls (map tool → count),
+//	             taint {sensitivity, untrusted, sources}
+//	tool         string
+//	intent       string
+//	destination  kind ("url", "file", "email", "other", "none"), scheme,
+//	             host, port, path, user, ip, private, canonical
+//	sensitivity  int, compared with PUBLIC, INTERNAL, CONFIDENTIAL, RESTRICTED
+//	args         map(string, dyn): the tool's arguments
+//	now          timestamp
+//
+// Beyond standard CEL: host.glob(pattern), where a "*" label matches one or
+// more DNS labels ("*.github.com" matches "api.github.com" but neither
+// "github.com" nor "evilgithub.com"); path.within(root), true for root and
+// the paths below it on the canonical path; and cel-go's ext.Strings,
+// ext.Sets, ext.Lists and ext.Network (ip, cidr, containsIP ...).
+//
+// Unknown variables or fields are load errors. Each expression's worst-case
+// cost is estimated at load and refused above [MaxEstimatedCost]; at run
+// time evaluation stops at [MaxRuntimeCost] and the call is denied.
+//
+// # Destinations
+//
+// Call.Destination is canonicalised before any rule sees it, so a policy
+// cannot be bypassed by spelling: hosts are lower-cased, converted from
+// Unicode to ASCII (IDNA) and lose a trailing dot; userinfo is rejected; IP
+// literals are recognised in every spelling (2130706433, 0x7f.1, 0177.0.0.1,
+// [::ffff:127.0.0.1]) and destination.private covers loopback, RFC 1918,
+// CGNAT, link-local and metadata addresses, unique-local and unspecified
+// addresses; file paths are cleaned with ".." resolved, and relative paths
+// are resolved against the task's "workdir" label or denied. Anything that
+// does not parse denies ([RuleDestination]).
+//
+// # Middleware
+//
+// [Wrap] guards a typed tool handler and [WrapJSON] one that takes raw JSON
+// arguments; on a deny the handler is not called and the *[DeniedError] is
+// returned.
+package authz

@@ -1,0 +1,427 @@
+package authz
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"maps"
+	"path"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/taskguard/taskguard/internal/glob"
+)
+
+// Agent is the workload identity of the agent running a task, for example
+// ID "spiffe://corp/agent/researcher". The host verifies it before calling
+// [Guard.Begin]; taskguard treats it as given. Attrs are free attributes that
+// policies read as agent.attrs.
+type Agent struct {
+	ID    string
+	Attrs map[string]string
+}
+
+// TaskSpec describes a task to [Guard.Begin]. Slices and maps are copied, so
+// the caller may reuse the spec.
+type TaskSpec struct {
+	// Agent is the agent running the task. Agent.ID must not be empty.
+	Agent Agent
+	// Purpose is free text, logged with every decision.
+	Purpose string
+	// Intents lists the intents the task may use (read, search, write, ...).
+	// Empty means any intent. A call whose intent is not listed is denied
+	// before any policy rule runs. For a sub-task, empty means the parent's.
+	Intents []string
+	// Tools lists glob patterns of the tools the task may call ("http.*").
+	// Empty means any tool the policy allows. For a sub-task, empty means the
+	// parent's.
+	Tools []string
+	// Clearance is the highest sensitivity the task may touch. The zero value
+	// is Public.
+	Clearance Sensitivity
+	// TTL bounds the task's life. Zero means the guard's default TTL; a
+	// sub-task's deadline is clamped to its parent's.
+	TTL time.Duration
+	// Labels are free key/value pairs for policies (task.labels). The label
+	// "workdir", when present, must be an absolute path: relative file
+	// destinations are resolved against it. A sub-task inherits its parent's
+	// labels and may add new keys but not change existing ones.
+	Labels map[string]string
+}
+
+// Taint is what a task has observed so far: the highest sensitivity of the
+// data it has seen, whether untrusted content entered its context, and from
+// which sources. Policies read it as task.taint.
+type Taint struct {
+	Sensitivity Sensitivity
+	Untrusted   bool
+	Sources     []string
+}
+
+// maxTaintSources bounds the sources remembered per task; later sources still
+// raise the sensitivity and the untrusted flag.
+const maxTaintSources = 256
+
+// Task is the unit of authority: one piece of work by one agent, with the
+// intents, tools, clearance and deadline it declared. Create tasks with
+// [Guard.Begin] and end them with [Task.End]. A Task is safe for concurrent
+// use. Its declared fields never change; its state (taint, call counts) only
+// grows until it ends.
+type Task struct {
+	guard     *Guard
+	parent    *Task
+	id        string
+	agent     Agent
+	purpose   string
+	intents   []string
+	tools     []string
+	clearance Sensitivity
+	labels    map[string]string
+	workdir   string
+	depth     int
+	start     time.Time
+	deadline  time.Time
+	timer     *time.Timer
+
+	ended atomic.Bool
+
+	// mu guards the fields below it.
+	mu       sync.Mutex
+	done     bool // End has taken the hooks; later OnEnd calls run at once
+	hooks    []func()
+	children []*Task
+	taint    Taint
+	sources  map[string]struct{}
+	calls    map[string]int
+}
+
+type taskKey struct{}
+
+// TaskFrom returns the task carried by ctx, if any.
+func TaskFrom(ctx context.Context) (*Task, bool) {
+	if ctx == nil {
+		return nil, false
+	}
+	t, ok := ctx.Value(taskKey{}).(*Task)
+	return t, ok && t != nil
+}
+
+// Begin starts a task described by spec and returns a context carrying it.
+// If ctx already carries a task, the new task is a sub-task of it: it may
+// only narrow its parent (a subset of the intents and tools, a clearance no
+// higher, a deadline no later) and any attempt to widen is an error. A
+// sub-task ends when its parent ends.
+//
+// The task ends by [Task.End] or, at the latest, at its deadline. Begin does
+// not block.
+func (g *Guard) Begin(ctx context.Context, spec TaskSpec) (context.Context, *Task, error) {
+	if ctx == nil {
+		return nil, nil, fmt.Errorf("authz: begin: nil context")
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, nil, fmt.Errorf("authz: begin: %w", err)
+	}
+	parent, _ := TaskFrom(ctx)
+	t, err := g.newTask(parent, spec)
+	if err != nil {
+		return nil, nil, err
+	}
+	if parent != nil {
+		parent.mu.Lock()
+		if parent.done {
+			parent.mu.Unlock()
+			return nil, nil, fmt.Errorf("authz: begin: parent task %s has ended", parent.id)
+		}
+		parent.children = append(parent.children, t)
+		parent.mu.Unlock()
+	}
+	if g.realClock && t.deadline.After(t.start) {
+		t.timer = time.AfterFunc(t.deadline.Sub(t.start), t.End)
+	}
+	return context.WithValue(ctx, taskKey{}, t), t, nil
+}
+
+func (g *Guard) newTask(parent *Task, spec TaskSpec) (*Task, error) {
+	if spec.Agent.ID == "" {
+		return nil, fmt.Errorf("authz: begin: agent ID is empty")
+	}
+	if !spec.Clearance.Valid() {
+		return nil, fmt.Errorf("authz: begin: invalid clearance %d", spec.Clearance)
+	}
+	if spec.TTL < 0 {
+		return nil, fmt.Errorf("authz: begin: negative TTL %v", spec.TTL)
+	}
+	for _, in := range spec.Intents {
+		if in == "" {
+			return nil, fmt.Errorf("authz: begin: empty intent")
+		}
+	}
+	for _, p := range spec.Tools {
+		if err := glob.ValidPattern(p); err != nil {
+			return nil, fmt.Errorf("authz: begin: tools: %w", err)
+		}
+	}
+	now := g.now()
+	ttl := spec.TTL
+	if ttl == 0 {
+		ttl = g.defaultTTL
+	}
+	t := &Task{
+		guard:     g,
+		parent:    parent,
+		id:        "task_" + rand.Text(),
+		agent:     Agent{ID: spec.Agent.ID, Attrs: maps.Clone(spec.Agent.Attrs)},
+		purpose:   spec.Purpose,
+		intents:   slices.Clone(spec.Intents),
+		tools:     slices.Clone(spec.Tools),
+		clearance: spec.Clearance,
+		labels:    maps.Clone(spec.Labels),
+		start:     now,
+		deadline:  now.Add(ttl),
+	}
+	if parent != nil {
+		if parent.Ended() || !now.Before(parent.deadline) {
+			return nil, fmt.Errorf("authz: begin: parent task %s has ended", parent.id)
+		}
+		if err := t.narrow(parent, spec.TTL); err != nil {
+			return nil, err
+		}
+	}
+	if wd, ok := t.labels["workdir"]; ok {
+		if !path.IsAbs(wd) {
+			return nil, fmt.Errorf("authz: begin: label workdir %q is not an absolute path", wd)
+		}
+		t.workdir = path.Clean(wd)
+	}
+	return t, nil
+}
+
+// narrow makes t a sub-task of p, or says how the spec widens p.
+func (t *Task) narrow(p *Task, ttl time.Duration) error {
+	t.depth = p.depth + 1
+	if t.clearance > p.clearance {
+		return fmt.Errorf("authz: begin: sub-task clearance %v exceeds parent clearance %v", t.clearance, p.clearance)
+	}
+	if len(t.intents) == 0 {
+		t.intents = p.intents
+	} else if len(p.intents) > 0 {
+		for _, in := range t.intents {
+			if !slices.Contains(p.intents, in) {
+				return fmt.Errorf("authz: begin: sub-task intent %q is not an intent of the parent task", in)
+			}
+		}
+	}
+	if len(t.tools) == 0 {
+		t.tools = p.tools
+	} else if len(p.tools) > 0 {
+		for _, pat := range t.tools {
+			if !slices.ContainsFunc(p.tools, func(pp string) bool { return globCovers(pp, pat) }) {
+				return fmt.Errorf("authz: begin: sub-task tools pattern %q is not within the parent's tools %q", pat, p.tools)
+			}
+		}
+	}
+	if ttl == 0 || t.deadline.After(p.deadline) {
+		t.deadline = p.deadline
+	}
+	for k, v := range p.labels {
+		if cv, ok := t.labels[k]; ok && cv != v {
+			return fmt.Errorf("authz: begin: sub-task cannot change label %q", k)
+		}
+	}
+	if len(p.labels) > 0 {
+		merged := maps.Clone(p.labels)
+		maps.Copy(merged, t.labels)
+		t.labels = merged
+	}
+	return nil
+}
+
+// globCovers reports whether every name matched by child is matched by
+// parent. It is conservative: when it cannot prove coverage it says no.
+func globCovers(parent, child string) bool {
+	switch {
+	case parent == child, parent == "*":
+		return true
+	case !containsStar(child):
+		return glob.Match(parent, child)
+	}
+	// parent "prefix*" covers any child that starts with prefix.
+	if i := len(parent) - 1; i >= 0 && parent[i] == '*' && !containsStar(parent[:i]) {
+		return len(child) >= i && child[:i] == parent[:i]
+	}
+	return false
+}
+
+func containsStar(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] == '*' {
+			return true
+		}
+	}
+	return false
+}
+
+// ID returns the task's unique ID.
+func (t *Task) ID() string { return t.id }
+
+// Agent returns the agent running the task. The Attrs map is shared: do not
+// modify it.
+func (t *Task) Agent() Agent { return t.agent }
+
+// Purpose returns the task's declared purpose.
+func (t *Task) Purpose() string { return t.purpose }
+
+// Intents returns a copy of the task's intents (empty: any intent).
+func (t *Task) Intents() []string { return slices.Clone(t.intents) }
+
+// Tools returns a copy of the task's tool patterns (empty: any tool).
+func (t *Task) Tools() []string { return slices.Clone(t.tools) }
+
+// Clearance returns the highest sensitivity the task may touch.
+func (t *Task) Clearance() Sensitivity { return t.clearance }
+
+// Labels returns a copy of the task's labels.
+func (t *Task) Labels() map[string]string { return maps.Clone(t.labels) }
+
+// Deadline returns the time at which the task ends at the latest.
+func (t *Task) Deadline() time.Time { return t.deadline }
+
+// Parent returns the parent task of a sub-task, or nil.
+func (t *Task) Parent() *Task { return t.parent }
+
+// Depth returns 0 for a top-level task and parent depth + 1 for a sub-task.
+func (t *Task) Depth() int { return t.depth }
+
+// Ended reports whether the task has ended.
+func (t *Task) Ended() bool { return t.ended.Load() }
+
+// End ends the task: every later check denies, its sub-tasks end, and the
+// functions registered with [Task.OnEnd] run, once, in reverse order of
+// registration, after the sub-tasks' own hooks. End is idempotent and safe
+// for concurrent use; only the first call does the work and it returns when
+// the hooks have run. A panicking hook is recovered and logged.
+func (t *Task) End() {
+	if !t.ended.CompareAndSwap(false, true) {
+		return
+	}
+	if t.timer != nil {
+		t.timer.Stop()
+	}
+	t.mu.Lock()
+	t.done = true
+	hooks, children := t.hooks, t.children
+	t.hooks, t.children = nil, nil
+	t.mu.Unlock()
+
+	for _, c := range children {
+		c.End()
+	}
+	for i := len(hooks) - 1; i >= 0; i-- {
+		t.runHook(hooks[i])
+	}
+	if p := t.parent; p != nil {
+		p.mu.Lock()
+		if i := slices.Index(p.children, t); i >= 0 {
+			p.children = slices.Delete(p.children, i, i+1)
+		}
+		p.mu.Unlock()
+	}
+}
+
+func (t *Task) runHook(f func()) {
+	defer func() {
+		if r := recover(); r != nil && t.guard != nil && t.guard.logger != nil {
+			t.guard.logger.Error("taskguard: task end hook panicked", "task", t.id, "panic", fmt.Sprint(r))
+		}
+	}()
+	f()
+}
+
+// OnEnd registers f to run when the task ends. If the task has already
+// ended, f runs before OnEnd returns. f must not block for long: it runs on
+// the goroutine that ends the task. A nil f is ignored.
+func (t *Task) OnEnd(f func()) {
+	if f == nil {
+		return
+	}
+	t.mu.Lock()
+	if t.done {
+		t.mu.Unlock()
+		t.runHook(f)
+		return
+	}
+	t.hooks = append(t.hooks, f)
+	t.mu.Unlock()
+}
+
+// Observe records that the task has seen data of sensitivity s from source,
+// and whether that content was trusted. The taint only grows: the highest
+// sensitivity is kept and untrusted, once set, stays set. Observations also
+// taint the parent task, which receives the sub-task's results. Observe on
+// an ended task is ignored.
+func (t *Task) Observe(source string, s Sensitivity, trusted bool) {
+	for x := t; x != nil; x = x.parent {
+		x.observe(source, s, trusted)
+	}
+}
+
+func (t *Task) observe(source string, s Sensitivity, trusted bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.done {
+		return
+	}
+	if s > t.taint.Sensitivity {
+		t.taint.Sensitivity = s
+	}
+	if !trusted {
+		t.taint.Untrusted = true
+	}
+	if source == "" {
+		return
+	}
+	if _, seen := t.sources[source]; seen || len(t.taint.Sources) >= maxTaintSources {
+		return
+	}
+	if t.sources == nil {
+		t.sources = make(map[string]struct{})
+	}
+	t.sources[source] = struct{}{}
+	t.taint.Sources = append(t.taint.Sources, source)
+}
+
+// Taint returns a copy of what the task has observed so far.
+func (t *Task) Taint() Taint {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	tt := t.taint
+	tt.Sources = slices.Clone(tt.Sources)
+	return tt
+}
+
+// Calls returns a copy of the number of authorized calls per tool.
+func (t *Task) Calls() map[string]int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return maps.Clone(t.calls)
+}
+
+// countCall records one authorized call of tool.
+func (t *Task) countCall(tool string) {
+	t.mu.Lock()
+	if t.calls == nil {
+		t.calls = make(map[string]int)
+	}
+	t.calls[tool]++
+	t.mu.Unlock()
+}
+
+// snapshot returns the taint and call counts under one lock, for CEL.
+func (t *Task) snapshotTaint() Taint {
+	t.mu.Lock()
+	tt := t.taint
+	t.mu.Unlock()
+	return tt // Sources is append-only and never mutated in place
+}
