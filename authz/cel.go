@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"sync"
 	"time"
 
@@ -20,20 +21,25 @@ import (
 
 // Cost limits of policy expressions, in cel-go cost units (roughly one unit
 // per elementary operation).
+//
+// Every input a policy reads is bounded at the boundary except args and
+// task.calls: tool and intent, task and agent strings at most [MaxInputSize]
+// bytes, task lists and maps at most [MaxInputSize] entries, the canonical
+// destination at most [MaxDestinationSize] bytes; calls and tasks beyond
+// these bounds are refused. At load, the worst case of each expression is
+// estimated under these bounds (args and task.calls assumed to hold at most
+// MaxInputSize entries of MaxInputSize bytes) and refused above
+// [MaxEstimatedCost]. An expression whose worst case is within the limit
+// whatever args and task.calls hold needs no tracking and runs as is; any
+// other runs under a runtime cost limit of [MaxRuntimeCost], and exceeding
+// it denies the call.
 const (
-	// MaxEstimatedCost is the highest worst-case cost a `when` expression may
-	// have; a policy with a costlier expression is refused at load. The
-	// estimate assumes strings of at most [maxSizeHint] bytes and lists and
-	// maps of at most [maxSizeHint] elements.
 	MaxEstimatedCost = 1_000_000
-	// MaxRuntimeCost is the cost at which a running evaluation is stopped;
-	// the call is denied.
-	MaxRuntimeCost = 1_000_000
-)
+	MaxRuntimeCost   = 1_000_000
 
-// maxSizeHint is the size assumed for strings, lists and maps of the input
-// when the worst-case cost of an expression is estimated.
-const maxSizeHint = 1024
+	MaxInputSize       = 1024
+	MaxDestinationSize = 8192
+)
 
 // CEL type names of the objects policies see.
 const (
@@ -290,21 +296,35 @@ func celWithin(p, root ref.Val) ref.Val {
 	return types.Bool(glob.Within(string(ps), string(rs)))
 }
 
-// costEstimator bounds the size of every input for cost estimation.
-type costEstimator struct{}
+// costEstimator gives the size bounds of the inputs for cost estimation.
+// With unbounded set, args and task.calls have no bound.
+type costEstimator struct{ unbounded bool }
 
-func (costEstimator) EstimateSize(n cost.AstNode) *cost.SizeEstimate {
-	if len(n.Path()) > 0 {
-		return &cost.SizeEstimate{Min: 0, Max: maxSizeHint}
+var (
+	inputSize = cost.SizeEstimate{Min: 0, Max: MaxInputSize}
+	destSize  = cost.SizeEstimate{Min: 0, Max: MaxDestinationSize}
+)
+
+func (e costEstimator) EstimateSize(n cost.AstNode) *cost.SizeEstimate {
+	path := n.Path()
+	switch {
+	case len(path) == 0:
+		return nil
+	case path[0] == "args", path[0] == "task" && len(path) > 1 && path[1] == "calls":
+		if e.unbounded {
+			return nil
+		}
+	case path[0] == "destination":
+		return &destSize
 	}
-	return nil
+	return &inputSize
 }
 
 func (costEstimator) EstimateCallCost(fn, overload string, target *cost.AstNode, args []cost.AstNode) *cost.CallEstimate {
 	switch overload {
 	case "string_glob_string", "string_within_string":
 		// Linear in the lengths of both strings.
-		return cost.NewCallEstimate(cost.RangedCostEstimate(1, 1+2*maxSizeHint/10), nil)
+		return cost.NewCallEstimate(cost.RangedCostEstimate(1, 1+2*MaxDestinationSize/10), nil)
 	}
 	return nil
 }
@@ -315,6 +335,8 @@ type program struct {
 	// constant is set when the expression folds to a constant: the program
 	// never runs.
 	constant *bool
+	// tracked programs run under the runtime cost limit.
+	tracked bool
 }
 
 // compileWhen type-checks expr, estimates its cost and plans it. The error
@@ -342,14 +364,19 @@ func compileWhen(expr string) (program, []celIssue) {
 	if est.Max > MaxEstimatedCost {
 		return program{}, []celIssue{{line: 1, msg: fmt.Sprintf("worst-case cost %d exceeds the limit of %d", est.Max, MaxEstimatedCost)}}
 	}
-	prg, err := env.Program(ast,
-		cel.EvalOptions(cel.OptOptimize),
-		cel.CostLimit(MaxRuntimeCost),
-	)
+	opts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize)}
+	tracked := true
+	if worst, err := env.EstimateCost(ast, costEstimator{unbounded: true}); err == nil && worst.Max <= MaxRuntimeCost {
+		tracked = false // bounded whatever the unbounded inputs hold
+	}
+	if tracked {
+		opts = append(opts, cel.CostLimit(MaxRuntimeCost))
+	}
+	prg, err := env.Program(ast, opts...)
 	if err != nil {
 		return program{}, []celIssue{{line: 1, msg: err.Error()}}
 	}
-	p := program{prg: prg}
+	p := program{prg: prg, tracked: tracked}
 	if b, ok := constantBool(ast); ok {
 		p.constant = &b
 	}
@@ -397,7 +424,7 @@ type activation struct {
 	agent object
 	tv    object
 	dv    object
-	call  *Call
+	call  Call
 	dest  dest.Destination
 	args  ref.Val
 }
@@ -416,14 +443,14 @@ func newActivation(t *Task, c *Call, now time.Time) *activation {
 	a := activations.Get().(*activation)
 	a.task = taskView{t: t, now: now}
 	a.agent.v = t
-	a.call = c
+	a.call = *c
 	return a
 }
 
 func (a *activation) release() {
 	a.task = taskView{}
 	a.agent.v = nil
-	a.call = nil
+	a.call = Call{}
 	a.dest = dest.Destination{}
 	a.args = nil
 	activations.Put(a)
@@ -435,6 +462,10 @@ func (a *activation) ResolveName(name string) (any, bool) {
 	case "destination":
 		return &a.dv, true
 	case "intent":
+		// A declared intent has a CEL value ready; boxing a string allocates.
+		if i := slices.Index(a.task.t.intents, a.call.Intent); i >= 0 {
+			return a.task.t.intentVals[i], true
+		}
 		return types.String(a.call.Intent), true
 	case "sensitivity":
 		return types.Int(a.call.Sensitivity), true

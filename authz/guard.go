@@ -329,6 +329,8 @@ func (g *Guard) check(ctx context.Context, st *compiled, t *Task, c *Call) Decis
 		return deny(RuleCall, "call has no tool", nil)
 	case c.Intent == "":
 		return deny(RuleCall, "call has no intent", nil)
+	case len(c.Tool) > MaxInputSize || len(c.Intent) > MaxInputSize:
+		return deny(RuleCall, fmt.Sprintf("call tool or intent is longer than %d bytes", MaxInputSize), nil)
 	case !c.Sensitivity.Valid():
 		return deny(RuleCall, fmt.Sprintf("call has invalid sensitivity %d", c.Sensitivity), nil)
 	}
@@ -350,6 +352,9 @@ func (g *Guard) check(ctx context.Context, st *compiled, t *Task, c *Call) Decis
 		return deny(RuleDestination, "destination rejected: "+err.Error(), err)
 	}
 	canon := act.dest.String()
+	if len(canon) > MaxDestinationSize {
+		return deny(RuleDestination, fmt.Sprintf("destination is longer than %d bytes", MaxDestinationSize), nil)
+	}
 
 	rules, filter := st.byTool[c.Tool]
 	if !filter {
@@ -371,7 +376,7 @@ func (g *Guard) check(ctx context.Context, st *compiled, t *Task, c *Call) Decis
 		}
 		switch r.Effect {
 		case Deny:
-			d := deny(r.Name, r.reason("denied"), nil)
+			d := deny(r.Name, r.decided, nil)
 			d.Destination = canon
 			return d
 		case Ask:
@@ -387,20 +392,13 @@ func (g *Guard) check(ctx context.Context, st *compiled, t *Task, c *Call) Decis
 	d := Decision{Task: t.id, Destination: canon, PolicyVersion: st.policy.version}
 	switch {
 	case ask != nil:
-		d.Effect, d.Rule, d.Reason = Ask, ask.Name, ask.reason("needs approval")
+		d.Effect, d.Rule, d.Reason = Ask, ask.Name, ask.decided
 	case allow != nil:
-		d.Effect, d.Rule, d.Reason = Allow, allow.Name, allow.reason("allowed")
+		d.Effect, d.Rule, d.Reason = Allow, allow.Name, allow.decided
 	default:
 		d.Rule, d.Reason = RuleNoMatch, "no rule allows this call"
 	}
 	return d
-}
-
-func (r *rule) reason(verb string) string {
-	if r.Reason != "" {
-		return r.Reason
-	}
-	return verb + " by rule " + r.Name
 }
 
 // Authorize decides call c like [Guard.Check] and, for Ask, consults the

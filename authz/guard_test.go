@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -339,4 +340,50 @@ func TestCheckRecoversPanics(t *testing.T) {
 	d := g2.Check(ctx2, Call{Tool: "x", Intent: "read", Args: map[string]any{"f": func() {}}})
 	assert.Equal(t, Deny, d.Effect)
 	assert.Equal(t, Allow, g.Check(ctx, Call{Tool: "x", Intent: "read"}).Effect)
+}
+
+func TestRuntimeCostTrackingOnlyWhereNeeded(t *testing.T) {
+	t.Parallel()
+	for expr, tracked := range map[string]bool{
+		`intent == "read" && destination.host.glob("*.example.org")`: false,
+		`task.labels.exists(k, k.startsWith("x"))`:                   false,
+		`args.limit <= 100`:                      false,
+		`args.items.all(x, x.startsWith("a"))`:   true,
+		`task.calls.exists(k, k == "db.delete")`: true,
+	} {
+		p, issues := compileWhen(expr)
+		require.Empty(t, issues, expr)
+		assert.Equal(t, tracked, p.tracked, expr)
+	}
+}
+
+func TestInputBounds(t *testing.T) {
+	t.Parallel()
+	g, _ := mustGuard(t, allowAll)
+	ctx, task := begin(t, g, TaskSpec{})
+	long := strings.Repeat("a", MaxInputSize+1)
+	assert.Equal(t, RuleCall, g.Check(ctx, Call{Tool: long, Intent: "read"}).Rule)
+	assert.Equal(t, RuleCall, g.Check(ctx, Call{Tool: "x", Intent: long}).Rule)
+	d := g.Check(ctx, Call{Tool: "x", Intent: "read", Destination: "https://example.org/" + strings.Repeat("p", MaxDestinationSize)})
+	assert.Equal(t, RuleDestination, d.Rule)
+	assert.Equal(t, Allow, g.Check(ctx, Call{Tool: "x", Intent: "read", Destination: "https://example.org/" + strings.Repeat("p", 4000)}).Effect)
+
+	many := map[string]string{}
+	for i := range MaxInputSize + 1 {
+		many[fmt.Sprint(i)] = "v"
+	}
+	for name, spec := range map[string]TaskSpec{
+		"agent id": {Agent: Agent{ID: long}},
+		"purpose":  {Agent: Agent{ID: "a"}, Purpose: long},
+		"label":    {Agent: Agent{ID: "a"}, Labels: map[string]string{"k": long}},
+		"labels":   {Agent: Agent{ID: "a"}, Labels: many},
+		"attrs":    {Agent: Agent{ID: "a", Attrs: many}},
+		"intents":  {Agent: Agent{ID: "a"}, Intents: []string{long}},
+	} {
+		_, _, err := g.Begin(context.Background(), spec)
+		assert.Error(t, err, name)
+	}
+
+	task.Observe(long+long, Public, true)
+	assert.Len(t, task.Taint().Sources[0], MaxInputSize, "long sources are truncated")
 }

@@ -41,6 +41,8 @@ type rule struct {
 	order int    // position in the policy
 	when  program
 	exact bool // every pattern in Tools is a plain name
+	// decided is the decision's reason: Reason, or one naming the rule.
+	decided string
 }
 
 func (r *rule) matchesTool(tool string) bool {
@@ -173,7 +175,10 @@ func compileRule(r Rule, at *PolicyError, mapPos whenPos) (*rule, []error) {
 	default:
 		fail("invalid effect %v", r.Effect)
 	}
-	cr := &rule{Rule: r, pos: at.File, exact: exact}
+	cr := &rule{Rule: r, pos: at.File, exact: exact, decided: r.Reason}
+	if cr.decided == "" {
+		cr.decided = fmt.Sprintf("%s by rule %s", map[Effect]string{Allow: "allowed", Deny: "denied", Ask: "needs approval"}[r.Effect], r.Name)
+	}
 	cr.Tools = slices.Clone(r.Tools)
 	if at.Line > 0 {
 		cr.pos = fmt.Sprintf("%s:%d:%d", at.File, at.Line, at.Col)

@@ -3,13 +3,18 @@ package authz
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"maps"
 	"path"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"cel.dev/cel-go/common/types"
+	"cel.dev/cel-go/common/types/ref"
 
 	"github.com/taskguard/taskguard/internal/glob"
 )
@@ -70,20 +75,22 @@ const maxTaintSources = 256
 // use. Its declared fields never change; its state (taint, call counts) only
 // grows until it ends.
 type Task struct {
-	guard     *Guard
-	parent    *Task
-	id        string
-	agent     Agent
-	purpose   string
-	intents   []string
-	tools     []string
-	clearance Sensitivity
-	labels    map[string]string
-	workdir   string
-	depth     int
-	start     time.Time
-	deadline  time.Time
-	timer     *time.Timer
+	guard   *Guard
+	parent  *Task
+	id      string
+	agent   Agent
+	purpose string
+	intents []string
+	// intentVals are the intents as CEL values, for the activation.
+	intentVals []ref.Val
+	tools      []string
+	clearance  Sensitivity
+	labels     map[string]string
+	workdir    string
+	depth      int
+	start      time.Time
+	deadline   time.Time
+	timer      *time.Timer
 
 	ended atomic.Bool
 
@@ -158,6 +165,9 @@ func (g *Guard) newTask(parent *Task, spec TaskSpec) (*Task, error) {
 			return nil, fmt.Errorf("authz: begin: empty intent")
 		}
 	}
+	if err := checkSpecSizes(spec); err != nil {
+		return nil, fmt.Errorf("authz: begin: %w", err)
+	}
 	for _, p := range spec.Tools {
 		if err := glob.ValidPattern(p); err != nil {
 			return nil, fmt.Errorf("authz: begin: tools: %w", err)
@@ -189,6 +199,10 @@ func (g *Guard) newTask(parent *Task, spec TaskSpec) (*Task, error) {
 			return nil, err
 		}
 	}
+	t.intentVals = make([]ref.Val, len(t.intents))
+	for i, in := range t.intents {
+		t.intentVals[i] = types.String(in)
+	}
 	if wd, ok := t.labels["workdir"]; ok {
 		if !path.IsAbs(wd) {
 			return nil, fmt.Errorf("authz: begin: label workdir %q is not an absolute path", wd)
@@ -196,6 +210,43 @@ func (g *Guard) newTask(parent *Task, spec TaskSpec) (*Task, error) {
 		t.workdir = path.Clean(wd)
 	}
 	return t, nil
+}
+
+// checkSpecSizes enforces the input bounds policies' cost estimates rely
+// on (see MaxInputSize).
+func checkSpecSizes(spec TaskSpec) error {
+	tooLong := func(what, s string) error {
+		if len(s) > MaxInputSize {
+			return fmt.Errorf("%s is longer than %d bytes", what, MaxInputSize)
+		}
+		return nil
+	}
+	list := func(what string, l []string) error {
+		if len(l) > MaxInputSize {
+			return fmt.Errorf("%s has more than %d entries", what, MaxInputSize)
+		}
+		for _, s := range l {
+			if err := tooLong(what+" entry", s); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	dict := func(what string, m map[string]string) error {
+		if len(m) > MaxInputSize {
+			return fmt.Errorf("%s has more than %d entries", what, MaxInputSize)
+		}
+		for k, v := range m {
+			if err := errors.Join(tooLong(what+" key", k), tooLong(what+" value", v)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return errors.Join(
+		tooLong("agent ID", spec.Agent.ID), dict("agent attrs", spec.Agent.Attrs),
+		tooLong("purpose", spec.Purpose), list("intents", spec.Intents), list("tools", spec.Tools),
+		dict("labels", spec.Labels))
 }
 
 // narrow makes t a sub-task of p, or says how the spec widens p.
@@ -381,6 +432,9 @@ func (t *Task) observe(source string, s Sensitivity, trusted bool) {
 	}
 	if source == "" {
 		return
+	}
+	if len(source) > MaxInputSize {
+		source = strings.ToValidUTF8(source[:MaxInputSize], "")
 	}
 	if _, seen := t.sources[source]; seen || len(t.taint.Sources) >= maxTaintSources {
 		return
