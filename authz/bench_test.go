@@ -25,13 +25,19 @@ func benchWhen() string {
 		strings.Join(benchHosts, `", "`))
 }
 
-// benchPolicy has one matching rule for http.fetch and n-1 rules for other tools.
-func benchPolicy(b *testing.B, n int) *Policy {
+// benchPolicy has one matching rule for http.fetch and n-1 rules for other
+// tools. With globs, every tools pattern is a wildcard.
+func benchPolicy(b *testing.B, n int, globs ...bool) *Policy {
 	b.Helper()
-	rules := []Rule{{Name: "fetch", Tools: []string{"http.fetch"}, Effect: Allow, When: benchWhen()}}
-	other := `intent == "read" && sensitivity <= INTERNAL`
+	wild := len(globs) > 0 && globs[0]
+	tool, other := "http.fetch", "tool.%d"
+	if wild {
+		tool, other = "http.*", "tool.%d.*"
+	}
+	rules := []Rule{{Name: "fetch", Tools: []string{tool}, Effect: Allow, When: benchWhen()}}
+	when := `intent == "read" && sensitivity <= INTERNAL`
 	for i := 1; i < n; i++ {
-		rules = append(rules, Rule{Name: fmt.Sprintf("r%d", i), Tools: []string{fmt.Sprintf("tool.%d", i)}, Effect: Allow, When: other})
+		rules = append(rules, Rule{Name: fmt.Sprintf("r%d", i), Tools: []string{fmt.Sprintf(other, i)}, Effect: Allow, When: when})
 	}
 	p, err := NewPolicy("bench", rules...)
 	if err != nil {
@@ -42,9 +48,9 @@ func benchPolicy(b *testing.B, n int) *Policy {
 
 var benchCall = Call{Tool: "http.fetch", Intent: "read", Destination: "https://api.github.com/repos/taskguard/taskguard", Sensitivity: Internal}
 
-func benchGuard(b *testing.B, n int) (*Guard, context.Context) {
+func benchGuard(b *testing.B, n int, globs ...bool) (*Guard, context.Context) {
 	b.Helper()
-	g, err := New(WithPolicy(benchPolicy(b, n)))
+	g, err := New(WithPolicy(benchPolicy(b, n, globs...)))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -72,6 +78,15 @@ func BenchmarkCheck(b *testing.B) {
 			}
 		})
 	}
+	b.Run("rules=10000/globs", func(b *testing.B) {
+		g, ctx := benchGuard(b, 10000, true)
+		b.ReportAllocs()
+		for b.Loop() {
+			if g.Check(ctx, benchCall).Effect != Allow {
+				b.Fatal("denied")
+			}
+		}
+	})
 	b.Run("rules=50/parallel", func(b *testing.B) {
 		g, ctx := benchGuard(b, 50)
 		b.ReportAllocs()

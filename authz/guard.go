@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -191,6 +192,36 @@ type compiled struct {
 	// globs are the rules with a wildcard pattern, in evaluation order; they
 	// apply to tools that are not in byTool after matching.
 	globs []*rule
+	// other caches the matching globs of tools not in byTool, for up to
+	// maxCachedTools tools (tool names come from callers: the cache is
+	// bounded).
+	other  sync.Map // string → []*rule
+	others atomic.Int32
+}
+
+// maxCachedTools bounds the per-policy cache of tools matched only by globs.
+const maxCachedTools = 4096
+
+// rulesFor returns the rules that apply to tool, in evaluation order.
+func (c *compiled) rulesFor(tool string) []*rule {
+	if rs, ok := c.byTool[tool]; ok {
+		return rs
+	}
+	if rs, ok := c.other.Load(tool); ok {
+		return rs.([]*rule)
+	}
+	var rs []*rule
+	for _, r := range c.globs {
+		if r.matchesTool(tool) {
+			rs = append(rs, r)
+		}
+	}
+	if c.others.Load() < maxCachedTools {
+		if _, loaded := c.other.LoadOrStore(tool, rs); !loaded {
+			c.others.Add(1)
+		}
+	}
+	return rs
 }
 
 // evalOrder sorts rules: deny, then ask, then allow; then policy order.
@@ -356,15 +387,8 @@ func (g *Guard) check(ctx context.Context, st *compiled, t *Task, c *Call) Decis
 		return deny(RuleDestination, fmt.Sprintf("destination is longer than %d bytes", MaxDestinationSize), nil)
 	}
 
-	rules, filter := st.byTool[c.Tool]
-	if !filter {
-		rules = st.globs
-	}
 	var ask, allow *rule
-	for _, r := range rules {
-		if !filter && !r.matchesTool(c.Tool) {
-			continue
-		}
+	for _, r := range st.rulesFor(c.Tool) {
 		ok, err := r.when.eval(act)
 		if err != nil {
 			d := deny(r.Name, fmt.Sprintf("rule %s failed to evaluate: %v", r.Name, err), fmt.Errorf("authz: rule %s: %w", r.Name, err))
