@@ -133,9 +133,11 @@ func ExampleWrap() {
 		Agent: authz.Agent{ID: "spiffe://example.org/agent/researcher"},
 	})
 	defer task.End()
-	fmt.Println(fetch(ctx, FetchArgs{URL: "https://api.github.com/zen"}))
-	fmt.Println(fetch(ctx, FetchArgs{URL: "http://[::ffff:127.0.0.1]/"}))
+	body, err := fetch(ctx, FetchArgs{URL: "https://api.github.com/zen"})
+	fmt.Println(body, err)
+	_, err = fetch(ctx, FetchArgs{URL: "http://[::ffff:127.0.0.1]/"})
+	fmt.Println(err)
 	// Output:
 	// fetched https://api.github.com/zen <nil>
-	//  authz: http.fetch denied by no-private-network: private addresses are off limits
+	// authz: http.fetch denied by no-private-network: private addresses are off limits
 }

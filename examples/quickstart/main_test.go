@@ -1,0 +1,29 @@
+package main
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestQuickstart runs the scripted agent and checks every decision it shows.
+func TestQuickstart(t *testing.T) {
+	var out bytes.Buffer
+	require.NoError(t, run(&out))
+	got := out.String()
+	for _, want := range []string{
+		"ALLOW    http.fetch https://api.github.com/repos/taskguard/taskguard\n            rule fetch-public-web",
+		"DENY     http.fetch http://169.254.169.254/latest/meta-data\n            rule no-private-network",
+		"ALLOW    fs.read /workspace/notes/plan.md",
+		"DENY     fs.read /etc/passwd\n            rule files-stay-in-workspace",
+		"ASK      fs.write /workspace/report.md\n            rule writes-need-review",
+		"APPROVED fs.write /workspace/report.md",
+		"tool ran: wrote 10 bytes",
+	} {
+		assert.Contains(t, got, want)
+	}
+	assert.Equal(t, 2, bytes.Count(out.Bytes(), []byte("rule no-private-network")), "both SSRF spellings are denied")
+	assert.Equal(t, 3, bytes.Count(out.Bytes(), []byte("tool not called")))
+}
