@@ -305,8 +305,11 @@ var (
 	destSize  = cost.SizeEstimate{Min: 0, Max: MaxDestinationSize}
 )
 
+// EstimateSize returns a new estimate on every call: cel-go modifies the
+// estimates it is given.
 func (e costEstimator) EstimateSize(n cost.AstNode) *cost.SizeEstimate {
 	path := n.Path()
+	size := inputSize
 	switch {
 	case len(path) == 0:
 		return nil
@@ -315,9 +318,9 @@ func (e costEstimator) EstimateSize(n cost.AstNode) *cost.SizeEstimate {
 			return nil
 		}
 	case path[0] == "destination":
-		return &destSize
+		size = destSize
 	}
-	return &inputSize
+	return &size
 }
 
 func (costEstimator) EstimateCallCost(fn, overload string, target *cost.AstNode, args []cost.AstNode) *cost.CallEstimate {

@@ -90,13 +90,13 @@ type Task struct {
 	depth      int
 	start      time.Time
 	deadline   time.Time
-	timer      *time.Timer
 
 	ended atomic.Bool
 
 	// mu guards the fields below it.
 	mu       sync.Mutex
 	done     bool // End has taken the hooks; later OnEnd calls run at once
+	timer    *time.Timer
 	hooks    []func()
 	children []*Task
 	taint    Taint
@@ -144,8 +144,12 @@ func (g *Guard) Begin(ctx context.Context, spec TaskSpec) (context.Context, *Tas
 		parent.children = append(parent.children, t)
 		parent.mu.Unlock()
 	}
-	if g.realClock && t.deadline.After(t.start) {
-		t.timer = time.AfterFunc(t.deadline.Sub(t.start), t.End)
+	if g.realClock {
+		t.mu.Lock()
+		if !t.done {
+			t.timer = time.AfterFunc(t.deadline.Sub(t.start), t.End)
+		}
+		t.mu.Unlock()
 	}
 	return context.WithValue(ctx, taskKey{}, t), t, nil
 }
@@ -357,10 +361,10 @@ func (t *Task) End() {
 	if !t.ended.CompareAndSwap(false, true) {
 		return
 	}
+	t.mu.Lock()
 	if t.timer != nil {
 		t.timer.Stop()
 	}
-	t.mu.Lock()
 	t.done = true
 	hooks, children := t.hooks, t.children
 	t.hooks, t.children = nil, nil

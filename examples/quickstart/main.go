@@ -137,8 +137,8 @@ func run(out io.Writer) error {
 type decisionPrinter struct{ out io.Writer }
 
 func (p *decisionPrinter) Enabled(context.Context, slog.Level) bool { return true }
-func (p *decisionPrinter) WithAttrs([]slog.Attr) slog.Handler        { return p }
-func (p *decisionPrinter) WithGroup(string) slog.Handler             { return p }
+func (p *decisionPrinter) WithAttrs([]slog.Attr) slog.Handler       { return p }
+func (p *decisionPrinter) WithGroup(string) slog.Handler            { return p }
 
 func (p *decisionPrinter) Handle(_ context.Context, r slog.Record) error {
 	a := map[string]string{}

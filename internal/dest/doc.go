@@ -1,0 +1,216 @@
+// Package dest canonicalises the destination of a tool call — the URL, file,
+// e-mail address or named resource it acts on — so that taskguard policies
+// see one spelling per destination and cannot be bypassed by writing the same
+// place differently.
+//
+// [Parse] is called once per authorization check and fails closed: anything
+// unparseable or ambiguous is an [*Error] (wrapping [ErrInvalid]) that says
+// what was wrong, for example
+//
+//	dest: "http://1.2.3.4.5/": invalid IPv4 address "1.2.3.4.5"
+//
+// and callers deny on error. Parse never panics. [Destination.String] prints
+// the canonical form, which Parse maps back to the same Destination.
+//
+// # Sections
+//
+//   - Recognising the form
+//   - URLs
+//   - Hosts
+//   - IP literals
+//   - Private destinations
+//   - Files
+//   - E-mail
+//   - Opaque names
+//   - Text that is always rejected
+//   - Errors
+//
+// # Usage
+//
+//	d, err := dest.Parse("https://API.GitHub.com./repos/x/../y", "/workspace")
+//	if err != nil {
+//		return deny(err)
+//	}
+//	// d.Kind == dest.KindURL, d.Host == "api.github.com", d.Port == 443,
+//	// d.Path == "/repos/y", d.String() == "https://api.github.com/repos/y"
+//
+// # Recognising the form
+//
+// Parse looks at raw in this order:
+//
+//  1. "" is the empty destination (KindNone, nil error).
+//  2. A leading '/' is an absolute file path. A leading "//" is rejected: it
+//     is a network-path URL reference to some tools and a file to others.
+//  3. A scheme ("[A-Za-z][A-Za-z0-9+.-]*:") selects mailto:, file: or a
+//     scheme://authority form, described below. Single-letter schemes are
+//     rejected because "C:\x" and "C:/x" are Windows drive paths.
+//  4. Text with an '@' and no '/' is a bare e-mail address.
+//  5. "~..." (home-relative) and "\..." (Windows/UNC) paths are rejected.
+//  6. ".", "..", "./..." and "../..." are relative file paths, and so is
+//     any other text containing a '/' — unless its first element looks like
+//     a host ("example.com/x", "host:80/x", "a@b/c"), which is rejected as
+//     ambiguous because some tools would fetch it as a URL; write
+//     "./example.com/x" for a file.
+//  7. Anything else, such as a bare "example.com" or "README.md", is rejected
+//     with a message listing the accepted forms.
+//
+// # URLs
+//
+// "scheme://authority/path?query#fragment" with a network scheme is
+// [KindURL]. Network schemes are http, https, ws, wss and ftp, and also
+// well-known protocols whose authority is a host (ssh, sftp, git, ldap, smtp,
+// imap, redis, postgres, mysql, mongodb, amqp, mqtt, socks5 and others; see
+// the list in dest.go). The scheme is lower-cased.
+//
+//   - Userinfo ("user@" or "user:pass@" before the host) is rejected, which
+//     defeats "https://github.com@evil.com/". This includes ssh://git@host
+//     and postgres://user:pass@host: credentials do not belong in a
+//     destination.
+//   - A backslash in the authority or path is rejected (browsers treat it as
+//     '/'); so is any whitespace.
+//   - The host is canonicalised as described under Hosts; an empty host is an
+//     error.
+//   - The port must be 1-65535 in decimal (leading zeros allowed); ":" with no
+//     digits is an error. Without a port, Port is the scheme's default: http
+//     and ws 80, https and wss 443, ftp 21, and the usual port of the other
+//     network schemes (ssh 22, postgres 5432, ...; 0 when there is none).
+//   - The query and the fragment are dropped; they are not part of the
+//     destination. Their percent-escapes must still be valid.
+//
+// The canonical path is RFC 3986 normalised and then cleaned:
+//
+//   - Percent-escapes of bytes that may appear literally in a path —
+//     unreserved characters, sub-delimiters !$&'()*+,;=, ':' and '@' — are
+//     decoded, and so are "%2F" (to '/') and "%2E" (to '.'), because servers
+//     commonly decode them before routing. Every other byte, including
+//     non-ASCII bytes, is percent-encoded with upper-case hex, so Path is
+//     ASCII and unambiguous ("%25" stays "%25", "é" becomes "%C3%A9").
+//   - Dot segments are then resolved as by [path.Clean], never above "/"
+//     ("/a/%2e%2e/b" is "/b", "/../x" is "/x"), repeated slashes collapse
+//     and a trailing slash is dropped except for the root. An empty path is
+//     "/".
+//   - Rejected: invalid escapes ("%zz", "%4"), encoded control characters
+//     ("%00", "%0a"), encoded backslash ("%5C"), double-encoded dots,
+//     slashes and backslashes ("%252e", "%252f", "%255c", which a server that
+//     decodes twice would turn into a traversal) and "." or ".." segments
+//     with parameters ("/..;/admin", a known servlet-container traversal).
+//
+// # Hosts
+//
+// URL hosts and e-mail domains are canonicalised the same way. URL hosts are
+// first percent-decoded ("%31%32%37.0.0.1" is 127.0.0.1); e-mail domains in
+// a mailto: URL were decoded with the whole address. Then:
+//
+//   - "[...]" is an IPv6 literal (see IP literals).
+//   - Trailing dots are removed ("example.com." is example.com); an empty
+//     label anywhere else (".a.com", "a..b") is an error.
+//   - The name is converted with IDNA (UTS #46 mapping for lookup,
+//     non-transitional, STD3 ASCII rules, hyphen and joiner checks, Bidi rule,
+//     DNS length limits — the strict Lookup profile of golang.org/x/net/idna).
+//     Upper case is lowered, fullwidth and other compatibility forms are
+//     mapped ("１２７．０．０．１" becomes 127.0.0.1), and Unicode labels become
+//     their "xn--" A-labels, so a homoglyph host such as "аpple.com" with a
+//     Cyrillic 'а' is xn--pple-43d.com and never apple.com. Existing "xn--"
+//     labels must be valid punycode. A host IDNA rejects is an error; that
+//     includes '_' and labels with "--" in the third and fourth position
+//     that are not valid A-labels (such as "r3---sn-abc").
+//   - Lower-case ASCII letter-digit-hyphen hosts skip IDNA: the result is
+//     the same and Parse does not allocate.
+//
+// # IP literals
+//
+// Following the WHATWG URL host parser, a host whose last label is a number
+// (all decimal digits, or "0x" and hex digits) must be an IPv4 address, or
+// Parse fails with `invalid IPv4 address "..."`. Each of the one to four
+// parts may be decimal, octal (leading 0) or hex (0x); the last part fills
+// the remaining bytes. So 2130706433, 0x7f000001, 0177.0.0.1, 0x7f.0.0.1,
+// 127.1 and 127.0.1 are all 127.0.0.1, while 1.2.3.4.5, 256.0.0.1 and 08.1
+// are errors. Bracketed hosts are IPv6 ([::1]); IPv4 in brackets is an error.
+// IPv4-mapped addresses ([::ffff:127.0.0.1], [::ffff:7f00:1]) are unmapped to
+// IPv4, and zones ([fe80::1%25eth0]) are dropped. Host is then the canonical
+// text of [Destination.IP] (IPv6 without brackets, which String adds).
+//
+// # Private destinations
+//
+// [Destination.Private] marks destinations that are not on the public
+// Internet, so policies can keep agents away from internal services and
+// cloud metadata endpoints. It is true for:
+//
+//   - IPv4: 0.0.0.0/8, 10/8, 100.64/10 (CGNAT), 127/8, 169.254/16 (link-local
+//     and the 169.254.169.254 metadata service), 172.16/12, 192.0.0/24,
+//     192.0.2/24, 192.168/16, 198.18/15, 198.51.100/24, 203.0.113/24,
+//     224/4 (multicast) and 240/4 (reserved, including 255.255.255.255).
+//   - IPv6: ::, ::1, fe80::/10, fec0::/10, fc00::/7, ff00::/8, 2001:db8::/32,
+//     100::/64 and 64:ff9b:1::/48; and addresses embedding a private IPv4
+//     address: IPv4-compatible ::a.b.c.d, IPv4-mapped (already unmapped),
+//     IPv4-translated ::ffff:0:a.b.c.d, NAT64 64:ff9b::/96, 6to4 2002::/16
+//     and Teredo 2001::/32 (server or client address).
+//   - Names: any single-label name (resolved through search domains, LLMNR
+//     or mDNS, such as "localhost", "intranet" or GCE's "metadata"), and
+//     names under localhost, local, internal (which covers
+//     metadata.google.internal), home.arpa, and the conventionally private
+//     lan, home, corp, intranet and private.
+//
+// Private says nothing about where a public name resolves; policies that
+// must stop DNS rebinding need to check resolved addresses too.
+//
+// # Files
+//
+// Files are [KindFile] with Scheme "file" and Path an absolute path cleaned
+// by [path.Clean] (".." never goes above "/"). Path holds the raw bytes, not
+// percent-encoded.
+//
+//   - "/abs/path" is taken literally: no percent-decoding ("%2e%2e" is a
+//     directory name here), and spaces are allowed. A backslash is rejected.
+//   - "file:///path" and "file://localhost/path" are percent-decoded, so
+//     "file:///workspace/%2e%2e/etc/shadow" is /etc/shadow. Any other host
+//     ("file://server/x") is rejected, as are a query or fragment (encode
+//     '?' and '#'), decoded control characters and a decoded backslash.
+//   - Relative paths are joined to workdir, which must be absolute and is
+//     cleaned too ("../x" with workdir /workspace is /x). Without a workdir
+//     they are an error.
+//
+// # E-mail
+//
+// "mailto:user@host" (its query such as "?subject=" dropped, the address
+// percent-decoded) and bare "user@host" are [KindEmail] with Scheme
+// "mailto", User the local part with its case preserved, and Host the domain
+// canonicalised like a URL host (so IP literals and Private apply). Exactly
+// one '@' is required, and both sides must be non-empty. The local part must
+// be an unquoted dot-atom of ASCII letters, digits and .-_+=&'*^`{|}~$;
+// quoted local parts and '%', '!', '/', '?' and '#' (mail-routing tricks or
+// URL syntax) are rejected, as are address literals such as
+// "user@[192.0.2.1]" and several recipients.
+//
+// # Opaque names
+//
+// "scheme://name[:port][/path]" with a scheme that is not a network scheme
+// (db://orders, secret://github-token, s3://bucket/key) is [KindOther].
+// javascript:, data:, vbscript:, blob:, about:, view-source: and
+// filesystem: are always rejected, and any other scheme without "//" is
+// rejected.
+//
+//   - Host is the name as written, case preserved (compare names with
+//     glob.Host, which ignores case), after decoding percent-escapes; it must
+//     be non-empty and consist of ASCII letters, digits, '-', '.', '_' and
+//     '~'. Userinfo is rejected as for URLs.
+//   - A name that is a bracketed IPv6 address or a four-part IPv4 address in
+//     any WHATWG spelling becomes that IP, so Private applies; "localhost"
+//     and "*.localhost" names are Private. Other names, numeric or not
+//     ("issue://1234"), stay names.
+//   - Port is the explicit port or 0. Path is canonicalised like a URL path,
+//     except that an empty or "/" path is "".
+//
+// # Text that is always rejected
+//
+// Whatever the form: ASCII and C1 control characters (NUL, CR, LF, TAB, ...),
+// invalid UTF-8, Unicode line and paragraph separators, and invisible format
+// characters (category Cf: bidi overrides, zero-width joiners, BOM).
+// Whitespace is allowed only in file paths.
+//
+// # Errors
+//
+// [Error.Input] and the error message repeat the input with any URL
+// userinfo, query and fragment replaced by "REDACTED", because they may hold
+// credentials; the message shortens inputs longer than 256 bytes.
+package dest
