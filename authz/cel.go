@@ -429,6 +429,7 @@ type activation struct {
 	dv    object
 	call  Call
 	dest  dest.Destination
+	canon []byte // buffer for the canonical destination
 	args  ref.Val
 }
 
@@ -455,6 +456,9 @@ func (a *activation) release() {
 	a.agent.v = nil
 	a.call = Call{}
 	a.dest = dest.Destination{}
+	if cap(a.canon) > 2*MaxDestinationSize {
+		a.canon = nil
+	}
 	a.args = nil
 	activations.Put(a)
 }

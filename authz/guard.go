@@ -382,7 +382,13 @@ func (g *Guard) check(ctx context.Context, st *compiled, t *Task, c *Call) Decis
 	if err != nil {
 		return deny(RuleDestination, "destination rejected: "+err.Error(), err)
 	}
-	canon := act.dest.String()
+	// The canonical text is built in the activation's buffer; when the
+	// caller already wrote it canonically, its string is reused.
+	act.canon = act.dest.AppendText(act.canon[:0])
+	canon := c.Destination
+	if string(act.canon) != canon {
+		canon = string(act.canon)
+	}
 	if len(canon) > MaxDestinationSize {
 		return deny(RuleDestination, fmt.Sprintf("destination is longer than %d bytes", MaxDestinationSize), nil)
 	}

@@ -3,7 +3,6 @@ package dest
 import (
 	"net/netip"
 	"strconv"
-	"strings"
 )
 
 // Kind classifies a [Destination].
@@ -93,34 +92,45 @@ type Destination struct {
 // Query and fragment are never part of the canonical form.
 func (d Destination) String() string {
 	switch d.Kind {
-	case KindURL, KindOther:
-		var b strings.Builder
-		b.Grow(len(d.Scheme) + len(d.Host) + len(d.Path) + 11)
-		b.WriteString(d.Scheme)
-		b.WriteString("://")
-		if d.IP.Is6() {
-			b.WriteByte('[')
-			b.WriteString(d.Host)
-			b.WriteByte(']')
-		} else {
-			b.WriteString(d.Host)
-		}
-		if d.Port != 0 && d.Port != defaultPort(d.Scheme) {
-			b.WriteByte(':')
-			b.WriteString(strconv.Itoa(d.Port))
-		}
-		if d.Kind == KindURL && d.Path == "" {
-			b.WriteByte('/')
-		} else {
-			b.WriteString(d.Path)
-		}
-		return b.String()
 	case KindFile:
 		return d.Path
-	case KindEmail:
-		return d.User + "@" + d.Host
+	case KindNone:
+		return ""
 	}
-	return ""
+	return string(d.AppendText(make([]byte, 0, len(d.Scheme)+len(d.User)+len(d.Host)+len(d.Path)+11)))
+}
+
+// AppendText appends the canonical text of d (see [Destination.String]) to
+// b and returns the extended buffer.
+func (d Destination) AppendText(b []byte) []byte {
+	switch d.Kind {
+	case KindURL, KindOther:
+		b = append(b, d.Scheme...)
+		b = append(b, "://"...)
+		if d.IP.Is6() {
+			b = append(b, '[')
+			b = append(b, d.Host...)
+			b = append(b, ']')
+		} else {
+			b = append(b, d.Host...)
+		}
+		if d.Port != 0 && d.Port != defaultPort(d.Scheme) {
+			b = append(b, ':')
+			b = strconv.AppendInt(b, int64(d.Port), 10)
+		}
+		if d.Kind == KindURL && d.Path == "" {
+			b = append(b, '/')
+		} else {
+			b = append(b, d.Path...)
+		}
+	case KindFile:
+		b = append(b, d.Path...)
+	case KindEmail:
+		b = append(b, d.User...)
+		b = append(b, '@')
+		b = append(b, d.Host...)
+	}
+	return b
 }
 
 // defaultPort returns the default port of a scheme parsed as a network URL,
