@@ -131,6 +131,9 @@ func (g *Guard) Begin(ctx context.Context, spec TaskSpec) (context.Context, *Tas
 		return nil, nil, fmt.Errorf("authz: begin: %w", err)
 	}
 	parent, _ := TaskFrom(ctx)
+	if parent != nil && parent.guard != g {
+		return nil, nil, fmt.Errorf("authz: begin: the context's task belongs to another guard")
+	}
 	t, err := g.newTask(parent, spec)
 	if err != nil {
 		return nil, nil, err

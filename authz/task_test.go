@@ -195,6 +195,16 @@ func TestParentEndEndsChildren(t *testing.T) {
 	assert.ErrorContains(t, err, "ended")
 }
 
+func TestBeginRejectsTaskOfAnotherGuard(t *testing.T) {
+	t.Parallel()
+	g1, _ := mustGuard(t, allowAll)
+	g2, _ := mustGuard(t, allowAll)
+	ctx, _, err := g1.Begin(context.Background(), TaskSpec{Agent: Agent{ID: "a"}})
+	require.NoError(t, err)
+	_, _, err = g2.Begin(ctx, TaskSpec{Agent: Agent{ID: "b"}})
+	assert.ErrorContains(t, err, "another guard")
+}
+
 func TestDeadlineEndsTask(t *testing.T) {
 	t.Parallel()
 	g, clk := mustGuard(t, allowAll)
