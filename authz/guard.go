@@ -47,6 +47,7 @@ const (
 	RuleNoMatch     = "@no-match"    // no rule allowed the call
 	RuleApproval    = "@approval"    // an ask was not approved
 	RuleDescribe    = "@describe"    // a tool's Describe failed
+	RuleInspect     = "@inspect"     // a task's inspector denied the call (RuleInspect:name)
 	RuleInternal    = "@internal"    // an internal error (a recovered panic)
 )
 
@@ -391,6 +392,18 @@ func (g *Guard) check(ctx context.Context, st *compiled, t *Task, c *Call) Decis
 	}
 	if len(canon) > MaxDestinationSize {
 		return deny(RuleDestination, fmt.Sprintf("destination is longer than %d bytes", MaxDestinationSize), nil)
+	}
+
+	if t.hasInspectors() {
+		ci := CallInfo{Call: *c, Destination: canon, Kind: act.dest.Kind.String(), Host: act.dest.Host}
+		if act.dest.Kind == dest.KindFile {
+			ci.Host = ""
+		}
+		if name, err := t.inspect(&ci); err != nil {
+			d := deny(RuleInspect+":"+name, err.Error(), err)
+			d.Destination = canon
+			return d
+		}
 	}
 
 	var ask, allow *rule

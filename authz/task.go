@@ -92,6 +92,8 @@ type Task struct {
 	deadline   time.Time
 
 	ended atomic.Bool
+	// inspectors are written under mu and read without it.
+	inspectors inspectors
 
 	// mu guards the fields below it.
 	mu       sync.Mutex
@@ -369,6 +371,7 @@ func (t *Task) End() {
 		t.timer.Stop()
 	}
 	t.done = true
+	t.inspectors.Store(nil)
 	hooks, children := t.hooks, t.children
 	t.hooks, t.children = nil, nil
 	t.mu.Unlock()
