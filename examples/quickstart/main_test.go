@@ -21,9 +21,17 @@ func TestQuickstart(t *testing.T) {
 		"ASK      fs.write /workspace/report.md\n            rule writes-need-review",
 		"APPROVED fs.write /workspace/report.md",
 		"tool ran: wrote 10 bytes",
+		"ALLOW    secrets.lease secret://github-token\n            rule researchers-lease-github-token",
+		"value: [REDACTED]}",
+		"ALLOW    http.post https://api.github.com/repos/taskguard/taskguard/issues",
+		"DENY     http.post https://paste.example.net/new\n            rule @inspect:secrets: secret exfiltration",
+		"401 Unauthorized for token [REDACTED]",
+		"DENY     secrets.lease secret://github-token\n            rule @no-match",
+		"using the lease now: secrets: lease revoked",
 	} {
 		assert.Contains(t, got, want)
 	}
 	assert.Equal(t, 2, bytes.Count(out.Bytes(), []byte("rule no-private-network")), "both SSRF spellings are denied")
-	assert.Equal(t, 3, bytes.Count(out.Bytes(), []byte("tool not called")))
+	assert.Equal(t, 5, bytes.Count(out.Bytes(), []byte("tool not called")))
+	assert.NotContains(t, got, "ghp_quickstartExampleToken", "the token never reaches the output")
 }

@@ -1,0 +1,483 @@
+package secrets
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/taskguard/taskguard/authz"
+	"github.com/taskguard/taskguard/internal/glob"
+	"github.com/taskguard/taskguard/internal/redact"
+)
+
+// Defaults of a [Broker].
+const (
+	// DefaultMaxTTL bounds a lease's life unless [WithMaxTTL] says otherwise.
+	DefaultMaxTTL = 15 * time.Minute
+	// DefaultRevokeTimeout bounds each call of Source.Revoke.
+	DefaultRevokeTimeout = 5 * time.Second
+)
+
+// The authorization call a lease makes: Call{Tool: LeaseTool, Intent:
+// LeaseIntent, Destination: "secret://NAME", Sensitivity: the secret's class}.
+const (
+	LeaseTool   = "secrets.lease"
+	LeaseIntent = "secret.read"
+)
+
+// maxNameLen bounds a secret name.
+const maxNameLen = 128
+
+// Option configures a [Broker].
+type Option func(*Broker) error
+
+// WithMaxTTL bounds the life of every lease (from its issue, renewals
+// included). The last WithMaxTTL wins.
+func WithMaxTTL(d time.Duration) Option {
+	return func(b *Broker) error {
+		if d <= 0 {
+			return fmt.Errorf("WithMaxTTL: %v is not positive", d)
+		}
+		b.maxTTL = d
+		return nil
+	}
+}
+
+// WithClock sets the clock used for expiry. With it, leases start no
+// timers: expiry is enforced on every use. The last WithClock wins.
+func WithClock(now func() time.Time) Option {
+	return func(b *Broker) error {
+		if now == nil {
+			return errors.New("WithClock: nil clock")
+		}
+		b.clock, b.realClock = now, false
+		return nil
+	}
+}
+
+// WithLogger logs lease events (never values) and revoke failures.
+func WithLogger(l *slog.Logger) Option {
+	return func(b *Broker) error {
+		b.logger = l
+		return nil
+	}
+}
+
+// WithRevokeTimeout bounds each call of Source.Revoke.
+func WithRevokeTimeout(d time.Duration) Option {
+	return func(b *Broker) error {
+		if d <= 0 {
+			return fmt.Errorf("WithRevokeTimeout: %v is not positive", d)
+		}
+		b.revokeTimeout = d
+		return nil
+	}
+}
+
+// Broker hands out task-bound leases on secrets from a [Source]. Every
+// lease is authorized by the guard, lives at most until its TTL, the
+// broker's max TTL and its task's deadline, and is revoked when its task
+// ends. A Broker is safe for concurrent use; Close it when done.
+type Broker struct {
+	guard         *authz.Guard
+	src           Source
+	maxTTL        time.Duration
+	clock         func() time.Time
+	realClock     bool
+	logger        *slog.Logger
+	revokeTimeout time.Duration
+
+	// mu guards the fields below it.
+	mu     sync.Mutex
+	closed bool
+	live   map[*Lease]struct{}
+	tasks  map[*authz.Task]map[*Lease]struct{} // live leases by task; one end hook per task
+	errs   []error                             // revoke failures not yet returned by Flush or Close
+
+	idPrefix string // "lease_<random>_", then a counter
+	nextID   atomic.Uint64
+
+	gen     atomic.Uint64 // bumped whenever the live set changes
+	matcher atomic.Pointer[matcherAt]
+	buildMu sync.Mutex
+}
+
+type matcherAt struct {
+	gen uint64
+	m   *redact.Matcher
+}
+
+// maxPendingErrors bounds the revoke failures a broker keeps for Flush.
+const maxPendingErrors = 100
+
+// NewBroker returns a broker leasing secrets of src under guard g.
+func NewBroker(g *authz.Guard, src Source, opts ...Option) (*Broker, error) {
+	if g == nil {
+		return nil, errors.New("secrets: NewBroker: nil guard")
+	}
+	if src == nil {
+		return nil, errors.New("secrets: NewBroker: nil source")
+	}
+	b := &Broker{guard: g, src: src, maxTTL: DefaultMaxTTL, clock: time.Now, realClock: true,
+		revokeTimeout: DefaultRevokeTimeout, live: map[*Lease]struct{}{}, tasks: map[*authz.Task]map[*Lease]struct{}{},
+		idPrefix: "lease_" + rand.Text()[:10] + "_"}
+	for _, o := range opts {
+		if o == nil {
+			continue
+		}
+		if err := o(b); err != nil {
+			return nil, fmt.Errorf("secrets: %w", err)
+		}
+	}
+	return b, nil
+}
+
+// LeaseOption configures one lease.
+type LeaseOption func(*leaseConfig) error
+
+type leaseConfig struct {
+	ttl      time.Duration
+	audience []string
+	scope    []string
+}
+
+// TTL asks for a lease of at most d; the broker's max TTL and the task's
+// deadline still bound it.
+func TTL(d time.Duration) LeaseOption {
+	return func(c *leaseConfig) error {
+		if d <= 0 {
+			return fmt.Errorf("TTL: %v is not positive", d)
+		}
+		c.ttl = d
+		return nil
+	}
+}
+
+// Audience names the hosts (globs, as destination.host.glob in policies)
+// the lease's value may be sent to. While the lease lives, a call of its
+// task (or a sub-task) whose arguments or destination contain the value
+// and whose destination host is not in the audience is denied. Repeated
+// Audience options add hosts.
+func Audience(hostGlobs ...string) LeaseOption {
+	return func(c *leaseConfig) error {
+		for _, h := range hostGlobs {
+			if _, err := glob.Host(h, "example.org"); err != nil {
+				return fmt.Errorf("Audience: %w", err)
+			}
+		}
+		c.audience = append(c.audience, hostGlobs...)
+		return nil
+	}
+}
+
+// Scope passes the scopes to the source (minted tokens carry them).
+func Scope(scopes ...string) LeaseOption {
+	return func(c *leaseConfig) error {
+		c.scope = append(c.scope, scopes...)
+		return nil
+	}
+}
+
+func validName(name string) error {
+	if name == "" || len(name) > maxNameLen {
+		return fmt.Errorf("secrets: secret name must be 1 to %d bytes", maxNameLen)
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-' || c == '~') {
+			return fmt.Errorf("secrets: secret name %q: want letters, digits and . _ - ~", name)
+		}
+	}
+	return nil
+}
+
+// Lease leases the secret name for the task in ctx. The guard must allow
+// Call{Tool: "secrets.lease", Intent: "secret.read", Destination:
+// "secret://NAME", Sensitivity: the secret's class}; a refusal returns an
+// error wrapping authz.ErrDenied. No task, an ended task, an unknown name
+// and a value shorter than redact.MinLen bytes (too short to be redacted)
+// are errors. Lease calls the source and may block as long as it does.
+func (b *Broker) Lease(ctx context.Context, name string, opts ...LeaseOption) (*Lease, error) {
+	if err := validName(name); err != nil {
+		return nil, err
+	}
+	var cfg leaseConfig
+	for _, o := range opts {
+		if o == nil {
+			continue
+		}
+		if err := o(&cfg); err != nil {
+			return nil, fmt.Errorf("secrets: lease %q: %w", name, err)
+		}
+	}
+	task, ok := authz.TaskFrom(ctx)
+	if !ok {
+		return nil, fmt.Errorf("secrets: lease %q: no task in the context", name)
+	}
+	if task.Ended() {
+		return nil, fmt.Errorf("secrets: lease %q: task %s has ended", name, task.ID())
+	}
+	if b.isClosed() {
+		return nil, ErrClosed
+	}
+	class := authz.Confidential
+	if c, ok := b.src.(Classifier); ok {
+		s, known := c.Class(name)
+		if !known {
+			return nil, fmt.Errorf("%w %q", ErrUnknownSecret, name)
+		}
+		class = s
+	}
+	// The name is destination.host; options the policy may judge are args.
+	var args map[string]any
+	if cfg.ttl > 0 || len(cfg.audience) > 0 || len(cfg.scope) > 0 {
+		args = map[string]any{"name": name, "ttl_seconds": int64(cfg.ttl / time.Second)}
+	}
+	if len(cfg.scope) > 0 {
+		sc := make([]any, len(cfg.scope))
+		for i, a := range cfg.scope {
+			sc[i] = a
+		}
+		args["scope"] = sc
+	}
+	if len(cfg.audience) > 0 {
+		aud := make([]any, len(cfg.audience))
+		for i, a := range cfg.audience {
+			aud[i] = a
+		}
+		args["audience"] = aud
+	}
+	if err := b.guard.Authorize(ctx, authz.Call{Tool: LeaseTool, Intent: LeaseIntent,
+		Destination: "secret://" + name, Sensitivity: class, Args: args}); err != nil {
+		return nil, fmt.Errorf("secrets: lease %q: %w", name, err)
+	}
+
+	now := b.clock()
+	limit := now.Add(b.maxTTL)
+	if d := task.Deadline(); d.Before(limit) {
+		limit = d
+	}
+	expires := limit
+	if cfg.ttl > 0 && now.Add(cfg.ttl).Before(expires) {
+		expires = now.Add(cfg.ttl)
+	}
+	cred, err := b.issue(ctx, IssueRequest{Name: name, Task: task.ID(), Agent: task.Agent().ID,
+		Audience: cfg.audience, Scope: cfg.scope, ExpiresAt: expires})
+	if err != nil {
+		return nil, fmt.Errorf("secrets: lease %q: %w", name, err)
+	}
+	if !cred.ExpiresAt.IsZero() && cred.ExpiresAt.Before(expires) {
+		expires = cred.ExpiresAt
+	}
+	if len(cred.value) < redact.MinLen {
+		b.revokeCred(cred)
+		clear(cred.value)
+		return nil, fmt.Errorf("secrets: lease %q: value is shorter than %d bytes and could not be redacted", name, redact.MinLen)
+	}
+	l := &Lease{id: b.idPrefix + strconv.FormatUint(b.nextID.Add(1), 10), name: name, broker: b, task: task, issued: now, limit: limit,
+		expires: expires, audience: cfg.audience, cred: cred, value: cred.value}
+	l.cred.value = nil
+
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		l.kill(ErrLeaseRevoked)
+		return nil, ErrClosed
+	}
+	b.live[l] = struct{}{}
+	set, hooked := b.tasks[task]
+	if !hooked {
+		set = map[*Lease]struct{}{}
+		b.tasks[task] = set
+	}
+	set[l] = struct{}{}
+	b.gen.Add(1)
+	b.mu.Unlock()
+	if !hooked {
+		task.OnEnd(func() { b.endTask(task) })
+	}
+
+	if len(l.audience) > 0 {
+		l.mu.Lock()
+		l.uninspect = task.Inspect("secrets", l.inspect)
+		l.mu.Unlock()
+	}
+	if b.realClock {
+		l.mu.Lock()
+		if l.state == nil {
+			l.timer = time.AfterFunc(expires.Sub(now), func() { l.kill(ErrLeaseExpired) })
+		}
+		l.mu.Unlock()
+	}
+	if b.logger != nil {
+		b.logger.Info("taskguard lease", "lease", l.id, "secret", name, "task", task.ID(), "expires", expires)
+	}
+	return l, nil
+}
+
+// issue calls the source, turning a panic into an error.
+func (b *Broker) issue(ctx context.Context, req IssueRequest) (c Credential, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("source panicked: %v", r)
+		}
+	}()
+	return b.src.Issue(ctx, req)
+}
+
+// revokeCred calls the source's Revoke under the revoke timeout and keeps
+// a failure for Flush and Close.
+func (b *Broker) revokeCred(c Credential) {
+	if _, ok := b.src.(noopRevoker); ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), b.revokeTimeout)
+	defer cancel()
+	err := func() (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				err = fmt.Errorf("source panicked: %v", r)
+			}
+		}()
+		return b.src.Revoke(ctx, c)
+	}()
+	if err == nil {
+		return
+	}
+	err = fmt.Errorf("secrets: revoke credential %s: %w", c.ID, err)
+	if b.logger != nil {
+		b.logger.Error("taskguard revoke failed", "credential", c.ID, "error", err.Error())
+	}
+	b.mu.Lock()
+	if len(b.errs) < maxPendingErrors {
+		b.errs = append(b.errs, err)
+	}
+	b.mu.Unlock()
+}
+
+// forget removes a dead lease from the live set.
+func (b *Broker) forget(l *Lease) {
+	b.mu.Lock()
+	if _, ok := b.live[l]; ok {
+		delete(b.live, l)
+		delete(b.tasks[l.task], l)
+		b.gen.Add(1)
+	}
+	b.mu.Unlock()
+}
+
+// endTask revokes the leases of a task that ended.
+func (b *Broker) endTask(t *authz.Task) {
+	b.mu.Lock()
+	set := b.tasks[t]
+	delete(b.tasks, t)
+	leases := make([]*Lease, 0, len(set))
+	for l := range set {
+		leases = append(leases, l)
+	}
+	b.mu.Unlock()
+	for _, l := range leases {
+		l.kill(ErrLeaseRevoked)
+	}
+}
+
+func (b *Broker) isClosed() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.closed
+}
+
+// Live returns the number of live leases.
+func (b *Broker) Live() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.live)
+}
+
+// Redact returns s with the value of every live lease (of any task)
+// replaced by [Redacted], in one pass over s. It is safe for concurrent use
+// and does not block on the source.
+func (b *Broker) Redact(s string) string {
+	m := b.currentMatcher()
+	if m == nil {
+		return s
+	}
+	return m.Replace(s, Redacted)
+}
+
+// currentMatcher returns a matcher of the live values, rebuilt when the
+// live set has changed.
+func (b *Broker) currentMatcher() *redact.Matcher {
+	gen := b.gen.Load()
+	if c := b.matcher.Load(); c != nil && c.gen == gen {
+		return c.m
+	}
+	b.buildMu.Lock()
+	defer b.buildMu.Unlock()
+	gen = b.gen.Load()
+	if c := b.matcher.Load(); c != nil && c.gen == gen {
+		return c.m
+	}
+	b.mu.Lock()
+	values := make([][]byte, 0, len(b.live))
+	for l := range b.live {
+		l.mu.Lock()
+		if l.state == nil {
+			values = append(values, append([]byte(nil), l.value...))
+		}
+		l.mu.Unlock()
+	}
+	b.mu.Unlock()
+	m, err := redact.New(values)
+	for _, v := range values {
+		clear(v)
+	}
+	if err != nil {
+		// Values shorter than MinLen are refused at Lease; this cannot
+		// happen, and a failed build redacts nothing new.
+		if b.logger != nil {
+			b.logger.Error("taskguard redaction matcher", "error", err.Error())
+		}
+		return nil
+	}
+	b.matcher.Store(&matcherAt{gen: gen, m: m})
+	return m
+}
+
+// Flush returns the Source.Revoke failures seen since the last Flush (or
+// nil) and forgets them.
+func (b *Broker) Flush() error {
+	b.mu.Lock()
+	errs := b.errs
+	b.errs = nil
+	b.mu.Unlock()
+	return errors.Join(errs...)
+}
+
+// Close revokes every live lease, waits for the revocations and returns
+// the revoke failures not yet flushed. Later leases fail with ErrClosed and
+// a second Close returns ErrClosed. The broker starts no goroutines of its
+// own; Close stops its expiry timers.
+func (b *Broker) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return ErrClosed
+	}
+	b.closed = true
+	live := make([]*Lease, 0, len(b.live))
+	for l := range b.live {
+		live = append(live, l)
+	}
+	b.mu.Unlock()
+	for _, l := range live {
+		l.kill(ErrLeaseRevoked)
+	}
+	return b.Flush()
+}

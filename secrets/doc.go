@@ -1,0 +1,42 @@
+// Package secrets hands out secrets to agent tasks as task-bound leases:
+// just in time, short-lived, authorized by the guard, revoked when the task
+// ends, and never printable.
+//
+//	b, err := secrets.NewBroker(guard, secrets.Static(map[string]string{"github-token": token}),
+//		secrets.WithMaxTTL(5*time.Minute))
+//	defer b.Close()
+//
+//	lease, err := b.Lease(ctx, "github-token", secrets.TTL(time.Minute), secrets.Audience("api.github.com"))
+//	err = lease.Use(func(value []byte) error {
+//		req.Header.Set("Authorization", "Bearer "+string(value))
+//		return nil
+//	})
+//
+// # Leases
+//
+// [Broker.Lease] takes the task from the context and asks the guard to
+// authorize Call{Tool: "secrets.lease", Intent: "secret.read", Destination:
+// "secret://NAME", Sensitivity: the secret's class}, so policies decide who
+// may lease what, and a task's clearance bounds the classes it can reach.
+// A lease lives until the shortest of its TTL, the broker's max TTL and the
+// task's deadline; expiry is checked on every [Lease.Use]. When a lease
+// dies (expiry, [Lease.Revoke], the end of its task or of a parent task)
+// its value is zeroed and the source's Revoke is called; failures of that
+// call are logged and returned by [Broker.Flush] and [Broker.Close].
+//
+// # Sources
+//
+// A [Source] issues and revokes credentials. [Static] and [Env] keep
+// long-lived values inside the broker so only leases go out; [Minter]
+// mints short-lived JWTs (EdDSA or HS256) bound to the task, agent,
+// audience and scope, and a [Verifier] lets the receiving service check
+// them, including the revocations fed by lease revocation.
+//
+// # Never printable
+//
+// [Lease] and [Credential] redact their values in String, GoString, Format
+// (every verb), MarshalJSON and LogValue. [Broker.Redact] replaces every
+// live lease value, of any task, in a text in one pass; contextguard runs
+// it on everything it stores. A lease with an [Audience] makes the guard
+// deny calls of its task that would carry the value anywhere else.
+package secrets
