@@ -1,0 +1,39 @@
+// Package contextguard isolates conversation memory and caches per task and
+// feeds what a task has seen back into its policy decisions.
+//
+//	store := contextguard.NewStore(contextguard.WithRedactor(broker))
+//	mem := store.For(task)
+//	err := mem.Add(ctx, contextguard.Entry{Role: "tool", Source: "http.fetch",
+//		Content: body, Sensitivity: authz.Internal}) // Trusted: false, the default
+//	prompt, err := mem.Window(50, 16_000)
+//
+// # Isolation by construction
+//
+// A [Memory] is reached only through its task ([Store.For]); no method
+// lists tasks or reads another task's entries, so isolation does not depend
+// on filters a caller must remember. When the task ends its memory is
+// wiped (contents overwritten, entries dropped) and every later call
+// returns [ErrTaskEnded]; a new task of the same agent starts empty.
+//
+// # Taint
+//
+// Every [Memory.Add] calls task.Observe(source, sensitivity, trusted), so
+// policies can say "deny export after confidential data was read"
+// (task.taint.sensitivity >= CONFIDENTIAL) or "ask before writing once
+// untrusted content entered the context" (task.taint.untrusted). Entries
+// above the task's clearance are refused.
+//
+// # Secrets
+//
+// [WithRedactor] passes every entry through a [Redactor] before it is
+// stored; a *secrets.Broker removes every live lease value, so secrets never
+// reach memory or the model.
+//
+// # Handoff, cache, backends
+//
+// [Memory.Handoff] gives a sub-task the entries at or below its clearance
+// (optionally only trusted ones). [Cache] is a task-scoped cache. A
+// [Backend] persists entries; wrap it with [Encrypted] so entries are
+// stored under a per-task AES-GCM key that is destroyed when the task
+// ends (crypto-shredding).
+package contextguard

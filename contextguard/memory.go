@@ -1,0 +1,299 @@
+package contextguard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/taskguard/taskguard/authz"
+)
+
+// ErrTaskEnded is returned by every method of a Memory or Cache whose task
+// has ended (or that has no task).
+var ErrTaskEnded = errors.New("contextguard: task ended")
+
+// Entry is one item of a task's conversation memory.
+type Entry struct {
+	// Role is the speaker: "user", "assistant", "tool", "system".
+	Role string
+	// Content is the text. It passes through the store's redactor before
+	// it is stored.
+	Content string
+	// Source says where the content came from ("http.fetch",
+	// "https://example.org", "db://orders"); it becomes a taint source.
+	Source string
+	// Sensitivity classifies the content; it may not exceed the task's
+	// clearance.
+	Sensitivity authz.Sensitivity
+	// Trusted marks content the host vouches for. The zero value, false,
+	// means untrusted: web pages, tool output, anything a third party
+	// wrote.
+	Trusted bool
+	// Time is when the entry was added; set by Add when zero.
+	Time time.Time
+}
+
+// Redactor rewrites text before it is stored; *secrets.Broker is one.
+type Redactor interface {
+	Redact(string) string
+}
+
+// Option configures a [Store].
+type Option func(*Store)
+
+// WithRedactor passes every entry's Content and Source through r before it
+// is stored, so live secrets never reach memory or the model. The last
+// WithRedactor wins; nil means none.
+func WithRedactor(r Redactor) Option { return func(s *Store) { s.redactor = r } }
+
+// WithBackend stores entries in b instead of in process memory. The last
+// WithBackend wins; nil means the in-memory backend.
+func WithBackend(b Backend) Option { return func(s *Store) { s.backend = b } }
+
+// WithClock sets the clock that stamps entries.
+func WithClock(now func() time.Time) Option {
+	return func(s *Store) {
+		if now != nil {
+			s.clock = now
+		}
+	}
+}
+
+// WithLogger logs failures of the end-of-task wipe.
+func WithLogger(l *slog.Logger) Option { return func(s *Store) { s.logger = l } }
+
+// WithMaxEntries bounds the entries per task (default [DefaultMaxEntries]);
+// Add beyond it is an error. n <= 0 is ignored.
+func WithMaxEntries(n int) Option {
+	return func(s *Store) {
+		if n > 0 {
+			s.maxEntries = n
+		}
+	}
+}
+
+// DefaultMaxEntries bounds a task's memory unless WithMaxEntries says otherwise.
+const DefaultMaxEntries = 100_000
+
+// Store holds the memories of tasks. The only way to a memory is through
+// its task: [Store.For]. There is no way to list tasks or to read another
+// task's entries. A Store is safe for concurrent use.
+type Store struct {
+	redactor   Redactor
+	backend    Backend
+	clock      func() time.Time
+	logger     *slog.Logger
+	maxEntries int
+
+	mu       sync.Mutex
+	memories map[*authz.Task]*Memory
+}
+
+// NewStore returns a store configured by opts.
+func NewStore(opts ...Option) *Store {
+	s := &Store{clock: time.Now, maxEntries: DefaultMaxEntries, memories: map[*authz.Task]*Memory{}}
+	for _, o := range opts {
+		if o != nil {
+			o(s)
+		}
+	}
+	if s.backend == nil {
+		s.backend = NewMemoryBackend()
+	}
+	return s
+}
+
+// For returns the memory of task t; the same task always gets the same
+// Memory. For a nil or ended task it returns a Memory whose methods return
+// ErrTaskEnded. When t ends its memory is wiped.
+func (s *Store) For(t *authz.Task) *Memory {
+	if t == nil {
+		return &Memory{store: s, ended: true}
+	}
+	s.mu.Lock()
+	if m, ok := s.memories[t]; ok {
+		s.mu.Unlock()
+		return m
+	}
+	m := &Memory{store: s, task: t}
+	s.memories[t] = m
+	s.mu.Unlock()
+	t.OnEnd(m.wipe)
+	return m
+}
+
+// Memory is one task's conversation memory. It is safe for concurrent use.
+type Memory struct {
+	store *Store
+	task  *authz.Task
+
+	// mu is held shared by Add while it stores, and exclusively by the
+	// wipe, so no entry is stored after the wipe.
+	mu    sync.RWMutex
+	ended bool
+	n     atomic.Int64 // entries added
+}
+
+// Task returns the task the memory belongs to (nil for an inert memory).
+func (m *Memory) Task() *authz.Task { return m.task }
+
+// Add stores e in the task's memory and records it in the task's taint
+// (task.Observe(e.Source, e.Sensitivity, e.Trusted)), so policies see what
+// the task has read. Content and Source pass through the redactor first.
+// An entry above the task's clearance is refused; after the task ends Add
+// returns ErrTaskEnded.
+func (m *Memory) Add(ctx context.Context, e Entry) error {
+	if err := m.check(); err != nil {
+		return err
+	}
+	if !e.Sensitivity.Valid() {
+		return fmt.Errorf("contextguard: entry has invalid sensitivity %d", e.Sensitivity)
+	}
+	if e.Sensitivity > m.task.Clearance() {
+		return fmt.Errorf("contextguard: entry of sensitivity %v exceeds the task's clearance %v", e.Sensitivity, m.task.Clearance())
+	}
+	if r := m.store.redactor; r != nil {
+		e.Content = r.Redact(e.Content)
+		e.Source = r.Redact(e.Source)
+	}
+	if e.Time.IsZero() {
+		e.Time = m.store.clock()
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.ended {
+		return ErrTaskEnded
+	}
+	if m.n.Add(1) > int64(m.store.maxEntries) {
+		m.n.Add(-1)
+		return fmt.Errorf("contextguard: task memory is full (%d entries)", m.store.maxEntries)
+	}
+	// Taint first: if storing fails, the task has still seen the content.
+	m.task.Observe(e.Source, e.Sensitivity, e.Trusted)
+	if err := m.store.backend.Append(ctx, m.task.ID(), e); err != nil {
+		return fmt.Errorf("contextguard: store entry: %w", err)
+	}
+	return nil
+}
+
+// Entries returns a copy of the task's entries, oldest first.
+func (m *Memory) Entries() ([]Entry, error) {
+	if err := m.check(); err != nil {
+		return nil, err
+	}
+	es, err := m.store.backend.Load(context.Background(), m.task.ID())
+	if err != nil {
+		return nil, fmt.Errorf("contextguard: load entries: %w", err)
+	}
+	if err := m.check(); err != nil {
+		return nil, err
+	}
+	return es, nil
+}
+
+// Window returns the newest entries that fit in at most maxEntries entries
+// and maxChars characters of content (a limit <= 0 is no limit), oldest
+// first, for building a model prompt.
+func (m *Memory) Window(maxEntries, maxChars int) ([]Entry, error) {
+	es, err := m.Entries()
+	if err != nil {
+		return nil, err
+	}
+	start, chars := len(es), 0
+	for start > 0 {
+		e := es[start-1]
+		if maxEntries > 0 && len(es)-start >= maxEntries {
+			break
+		}
+		if maxChars > 0 && chars+len([]rune(e.Content)) > maxChars {
+			break
+		}
+		chars += len([]rune(e.Content))
+		start--
+	}
+	return es[start:], nil
+}
+
+// HandoffOption configures [Memory.Handoff].
+type HandoffOption func(*handoff)
+
+type handoff struct{ trustedOnly bool }
+
+// TrustedOnly hands off only entries marked Trusted.
+func TrustedOnly() HandoffOption { return func(h *handoff) { h.trustedOnly = true } }
+
+// Handoff copies the entries a sub-task may see into its memory and returns
+// that memory: only entries at or below the child's clearance (and, with
+// TrustedOnly, only trusted ones). The child's taint records what it
+// received. child must be a sub-task (at any depth) of this memory's task;
+// nothing else of the parent's memory is reachable from the child.
+func (m *Memory) Handoff(ctx context.Context, child *authz.Task, opts ...HandoffOption) (*Memory, error) {
+	if err := m.check(); err != nil {
+		return nil, err
+	}
+	if child == nil || !descends(child, m.task) {
+		return nil, errors.New("contextguard: handoff target is not a sub-task of this memory's task")
+	}
+	var h handoff
+	for _, o := range opts {
+		if o != nil {
+			o(&h)
+		}
+	}
+	es, err := m.Entries()
+	if err != nil {
+		return nil, err
+	}
+	cm := m.store.For(child)
+	for _, e := range es {
+		if e.Sensitivity > child.Clearance() || h.trustedOnly && !e.Trusted {
+			continue
+		}
+		if err := cm.Add(ctx, e); err != nil {
+			return nil, err
+		}
+	}
+	return cm, nil
+}
+
+func descends(child, parent *authz.Task) bool {
+	for p := child.Parent(); p != nil; p = p.Parent() {
+		if p == parent {
+			return true
+		}
+	}
+	return false
+}
+
+func (m *Memory) check() error {
+	if m.task == nil || m.task.Ended() {
+		return ErrTaskEnded
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.ended {
+		return ErrTaskEnded
+	}
+	return nil
+}
+
+// wipe ends the memory: later calls fail and the backend destroys the
+// entries.
+func (m *Memory) wipe() {
+	m.mu.Lock()
+	m.ended = true
+	m.mu.Unlock()
+	s := m.store
+	s.mu.Lock()
+	delete(s.memories, m.task)
+	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.backend.Wipe(ctx, m.task.ID()); err != nil && s.logger != nil {
+		s.logger.Error("taskguard memory wipe failed", "task", m.task.ID(), "error", err.Error())
+	}
+}
