@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/taskguard/taskguard/authz"
 )
@@ -199,20 +200,30 @@ func (m *Memory) Entries() ([]Entry, error) {
 // and maxChars characters of content (a limit <= 0 is no limit), oldest
 // first, for building a model prompt.
 func (m *Memory) Window(maxEntries, maxChars int) ([]Entry, error) {
+	if t, ok := m.store.backend.(tailer); ok {
+		if err := m.check(); err != nil {
+			return nil, err
+		}
+		es, err := t.Tail(context.Background(), m.task.ID(), maxEntries, maxChars)
+		if err != nil {
+			return nil, fmt.Errorf("contextguard: load entries: %w", err)
+		}
+		if err := m.check(); err != nil {
+			return nil, err
+		}
+		return es, nil
+	}
 	es, err := m.Entries()
 	if err != nil {
 		return nil, err
 	}
 	start, chars := len(es), 0
 	for start > 0 {
-		e := es[start-1]
-		if maxEntries > 0 && len(es)-start >= maxEntries {
+		n := utf8.RuneCountInString(es[start-1].Content)
+		if maxEntries > 0 && len(es)-start >= maxEntries || maxChars > 0 && chars+n > maxChars {
 			break
 		}
-		if maxChars > 0 && chars+len([]rune(e.Content)) > maxChars {
-			break
-		}
-		chars += len([]rune(e.Content))
+		chars += n
 		start--
 	}
 	return es[start:], nil

@@ -126,7 +126,7 @@ func TestMemoryBackendOverwritesContent(t *testing.T) {
 	b := NewMemoryBackend().(*memoryBackend)
 	require.NoError(t, b.Append(context.Background(), "t", Entry{Content: "sensitive"}))
 	b.mu.Lock()
-	buf := b.tasks["t"][0].content
+	buf := b.tasks["t"][0][0].content
 	b.mu.Unlock()
 	require.NoError(t, b.Wipe(context.Background(), "t"))
 	assert.Equal(t, make([]byte, len("sensitive")), buf, "content bytes are zeroed")
@@ -180,8 +180,15 @@ func TestRedactor(t *testing.T) {
 
 func TestWindow(t *testing.T) {
 	t.Parallel()
+	for name, b := range map[string]Backend{"memory": NewMemoryBackend(), "encrypted": Encrypted(NewMemoryBackend())} {
+		t.Run(name, func(t *testing.T) { testWindow(t, b) })
+	}
+}
+
+func testWindow(t *testing.T, b Backend) {
+	t.Parallel()
 	g := newGuard(t)
-	store := NewStore()
+	store := NewStore(WithBackend(b))
 	ctx, task := begin(t, g, nil, authz.TaskSpec{})
 	m := store.For(task)
 	for _, c := range []string{"aaaa", "bbb", "cc", "d"} {
@@ -196,11 +203,8 @@ func TestWindow(t *testing.T) {
 		{0, 6, []string{"bbb", "cc", "d"}},
 		{0, 5, []string{"cc", "d"}},
 		{1, 100, []string{"d"}},
-		{0, 0, nil},
+		{0, 2, []string{"d"}},
 	} {
-		if tc.want == nil {
-			continue
-		}
 		es, err := m.Window(tc.n, tc.chars)
 		require.NoError(t, err)
 		var got []string
