@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -467,4 +468,43 @@ func TestEnvSource(t *testing.T) {
 	assert.ErrorIs(t, err, ErrUnknownSecret)
 	_, err = Env(map[string]string{"x": "TASKGUARD_TEST_UNSET_VARIABLE"})
 	assert.ErrorContains(t, err, "TASKGUARD_TEST_UNSET_VARIABLE")
+}
+
+// TestCloseLeavesNothingRunning: after Close no lease is usable, no timer is
+// pending and no goroutine of the broker's is left.
+func TestCloseLeavesNothingRunning(t *testing.T) {
+	before := runtime.NumGoroutine()
+	p, err := authz.ParsePolicy("p.yaml", []byte(testPolicy))
+	require.NoError(t, err)
+	g, err := authz.New(authz.WithPolicy(p))
+	require.NoError(t, err)
+	src := &recordingSource{Source: Static(map[string]string{"github-token": tokenValue})}
+	b, err := NewBroker(g, src)
+	require.NoError(t, err)
+	ctx, task, err := g.Begin(context.Background(), authz.TaskSpec{Agent: authz.Agent{ID: "a"}, Clearance: authz.Confidential, TTL: time.Hour})
+	require.NoError(t, err)
+	var leases []*Lease
+	for range 50 {
+		l, err := b.Lease(ctx, "github-token", TTL(30*time.Minute))
+		require.NoError(t, err)
+		leases = append(leases, l)
+	}
+	require.NoError(t, b.Close())
+	for _, l := range leases {
+		assert.ErrorIs(t, l.Use(func([]byte) error { return nil }), ErrLeaseRevoked)
+		l.mu.Lock()
+		assert.False(t, l.timer.Stop(), "the expiry timer was stopped")
+		l.mu.Unlock()
+	}
+	assert.EqualValues(t, 50, src.revoked.Load())
+	task.End()
+	// (testify's Eventually runs its condition on a goroutine of its own.)
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		buf := make([]byte, 1<<16)
+		t.Fatalf("%d goroutines before, %d after Close:\n%s", before, n, buf[:runtime.Stack(buf, true)])
+	}
 }

@@ -125,9 +125,9 @@ func BenchmarkNew(b *testing.B) {
 	}
 }
 
-// BenchmarkReplaceSharedPrefix measures the slow case of the index: many
+// BenchmarkReplaceSharedPrefix measures a hard case for the index: many
 // secrets that share their first bytes, in text full of that shared prefix
-// but without any whole secret.
+// but without any whole secret, so that most probes pass the filter.
 func BenchmarkReplaceSharedPrefix(b *testing.B) {
 	secrets := make([][]byte, 100)
 	for i := range secrets {

@@ -31,11 +31,12 @@
 // as is, without allocating. [Matcher.Contains] only reports whether any
 // secret occurs.
 //
-// Both sample the text: every distinct 4-byte window of the first bytes of
-// each secret is indexed, and the text is probed only every
-// (shortest secret length - 3) bytes, so 20-byte tokens cost one hash-filter
-// lookup per 17 bytes of text. Each window the filter lets through is checked
-// against the secrets that contain it by plain comparison.
+// Both sample the text: the 4-byte windows at the first few offsets of each
+// secret are indexed, and the text is probed only every (shortest secret
+// length minus 3) bytes, so 20-byte tokens cost one hash-filter test per 17
+// bytes of text. Each probe the filter lets through fixes where a candidate
+// secret would start; one hash-set lookup per candidate length then decides
+// whether it is a secret.
 //
 // # Printing a matcher
 //

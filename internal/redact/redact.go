@@ -23,8 +23,8 @@ const MinLen = 6
 // the secret by its index and length only, never by its bytes.
 var ErrShortSecret = errors.New("redact: secret too short")
 
-// errTooLarge is returned by [New] when the secrets cannot be indexed with
-// 32-bit offsets.
+// errTooLarge is returned by [New] when the secrets or the index entries
+// would not fit the index's 32-bit counters.
 var errTooLarge = errors.New("redact: secrets too large to index")
 
 const (
@@ -187,8 +187,10 @@ func New(secrets [][]byte) (*Matcher, error) {
 	w := uint32(0)
 	for b := range len(t.start) - 1 {
 		bucket := t.entries[t.start[b]:t.start[b+1]]
-		slices.SortFunc(bucket, compareEntries)
-		bucket = slices.Compact(bucket)
+		if len(bucket) > 1 {
+			slices.SortFunc(bucket, compareEntries)
+			bucket = slices.Compact(bucket)
+		}
 		t.start[b] = w
 		w += uint32(copy(t.entries[w:], bucket))
 	}
@@ -270,12 +272,15 @@ func (t *index) verify(s string, p int) (lo, hi int, ok bool) {
 // "x" + repl + "y". The result is not scanned again, so a repl that itself
 // contains a secret stays as given.
 //
-// If nothing matches, Replace returns s itself without allocating. It makes
-// one pass over s, probing it every few bytes, and takes time linear in
-// len(s) for secrets that do not share 4-byte windows with each other and
-// with the text; a secret set with many shared windows (such as many
-// passwords beginning with the same run of one character) can make it slower,
-// bounded by len(s) times the total length of the secrets.
+// If nothing matches, Replace returns s itself without allocating; otherwise
+// it allocates the result. It makes one pass over s, hashing one 4-byte
+// window every (shortest secret length minus 3) bytes, at most 64. A window
+// that equals a window near the start of some secret costs one hash-set lookup
+// per distinct (offset, length) pair of the secrets sharing it. For random
+// tokens that is rare and cheap, so Replace takes time about linear in len(s);
+// many secrets that share windows but differ in length (such as "aaaaaa",
+// "aaaaaaa", ...) make it slower, though never worse than len(s) times the
+// total length of the secrets.
 func (m *Matcher) Replace(s, repl string) string {
 	t := m.index()
 	if t == nil || len(s) < t.minLen {
