@@ -40,6 +40,16 @@ func (g *Guard) audit(ctx context.Context, t *Task, c *Call, d *Decision, latenc
 	if d.Err != nil {
 		attrs = append(attrs, slog.String("error", d.Err.Error()))
 	}
+	if len(d.Shadow) > 0 {
+		would := make([]string, len(d.Shadow))
+		for i, s := range d.Shadow {
+			would[i] = s.Rule + ":" + s.Effect.String()
+		}
+		attrs = append(attrs, slog.Any("shadow", would))
+	}
+	if d.Digest != "" {
+		attrs = append(attrs, slog.String("digest", d.Digest))
+	}
 	g.logger.LogAttrs(ctx, level, "taskguard decision", attrs...)
 }
 
@@ -58,6 +68,10 @@ func (g *Guard) auditApproval(ctx context.Context, c *Call, asked, out *Decision
 		slog.String("effect", out.Effect.String()),
 		slog.String("reason", out.Reason),
 		slog.String("policy", asked.PolicyVersion),
+		slog.String("digest", asked.Digest),
+	}
+	if out.ApprovedBy != "" {
+		attrs = append(attrs, slog.String("approved_by", out.ApprovedBy))
 	}
 	if out.Err != nil {
 		attrs = append(attrs, slog.String("error", out.Err.Error()))

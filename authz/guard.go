@@ -5,13 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
-	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/taskguard/taskguard/internal/dest"
-	"github.com/taskguard/taskguard/internal/glob"
 )
 
 // Call is one tool invocation to authorize.
@@ -49,6 +44,8 @@ const (
 	RuleDescribe    = "@describe"    // a tool's Describe failed
 	RuleInspect     = "@inspect"     // a task's inspector denied the call (RuleInspect:name)
 	RuleInternal    = "@internal"    // an internal error (a recovered panic)
+	RuleBudget      = "@budget"      // the task's call budget for the tool is spent
+	RuleDryRun      = "@dry-run"     // allowed because the guard runs dry (see Decision.Shadow)
 )
 
 // Decision is the guard's answer for one call. The zero Decision denies.
@@ -69,6 +66,17 @@ type Decision struct {
 	Destination string
 	// PolicyVersion is the version of the policy that decided.
 	PolicyVersion string
+	// Shadow lists what shadow rules (and, under WithDryRun, the policy)
+	// would have decided; it never changes Effect.
+	Shadow []ShadowOutcome
+	// Digest identifies the exact call an Ask decision is about (agent,
+	// task, tool, intent, canonical destination, arguments, policy
+	// version); approvals are bound to it.
+	Digest string
+	// ApprovedBy names who approved an Ask that Authorize allowed.
+	ApprovedBy string
+
+	invariant bool // decided by a built-in check
 }
 
 // ErrDenied is matched by every error the guard returns for a call it did
@@ -155,6 +163,34 @@ func WithApprover(a Approver) Option {
 	}
 }
 
+// WithDryRun makes the guard report instead of enforce its policy: a call
+// the rules would deny or ask for is allowed (RuleDryRun) and the would-be
+// decision is in Decision.Shadow and the audit log. The built-in checks
+// (task, intent, tools, clearance, destination, inspectors) still deny.
+// For rolling out a policy; never for production enforcement.
+func WithDryRun() Option {
+	return func(g *Guard) error {
+		g.dryRun = true
+		return nil
+	}
+}
+
+// DefaultApprovalTimeout bounds an approver's answer unless
+// [WithApprovalTimeout] says otherwise.
+const DefaultApprovalTimeout = 5 * time.Minute
+
+// WithApprovalTimeout bounds how long Authorize waits for the approver; no
+// answer in time denies.
+func WithApprovalTimeout(d time.Duration) Option {
+	return func(g *Guard) error {
+		if d <= 0 {
+			return fmt.Errorf("WithApprovalTimeout: %v is not positive", d)
+		}
+		g.approvalTimeout = d
+		return nil
+	}
+}
+
 // DefaultTTL is the lifetime of a task whose spec has no TTL, unless
 // [WithDefaultTTL] says otherwise.
 const DefaultTTL = 15 * time.Minute
@@ -180,102 +216,17 @@ type Guard struct {
 	logger     *slog.Logger
 	approver   Approver
 	defaultTTL time.Duration
+	dryRun     bool
+
+	approvalTimeout time.Duration
 
 	state atomic.Pointer[compiled]
-}
-
-// compiled is a policy indexed by tool.
-type compiled struct {
-	policy *Policy
-	// byTool holds, for every tool named exactly by some rule, the rules
-	// that apply to it (exact and glob), in evaluation order.
-	byTool map[string][]*rule
-	// globs are the rules with a wildcard pattern, in evaluation order; they
-	// apply to tools that are not in byTool after matching.
-	globs []*rule
-	// other caches the matching globs of tools not in byTool, for up to
-	// maxCachedTools tools (tool names come from callers: the cache is
-	// bounded).
-	other  sync.Map // string → []*rule
-	others atomic.Int32
-}
-
-// maxCachedTools bounds the per-policy cache of tools matched only by globs.
-const maxCachedTools = 4096
-
-// rulesFor returns the rules that apply to tool, in evaluation order.
-func (c *compiled) rulesFor(tool string) []*rule {
-	if rs, ok := c.byTool[tool]; ok {
-		return rs
-	}
-	if rs, ok := c.other.Load(tool); ok {
-		return rs.([]*rule)
-	}
-	var rs []*rule
-	for _, r := range c.globs {
-		if r.matchesTool(tool) {
-			rs = append(rs, r)
-		}
-	}
-	if c.others.Load() < maxCachedTools {
-		if _, loaded := c.other.LoadOrStore(tool, rs); !loaded {
-			c.others.Add(1)
-		}
-	}
-	return rs
-}
-
-// evalOrder sorts rules: deny, then ask, then allow; then policy order.
-func evalOrder(a, b *rule) int {
-	rank := func(e Effect) int {
-		switch e {
-		case Deny:
-			return 0
-		case Ask:
-			return 1
-		}
-		return 2
-	}
-	if d := rank(a.Effect) - rank(b.Effect); d != 0 {
-		return d
-	}
-	return a.order - b.order
-}
-
-func index(p *Policy) *compiled {
-	c := &compiled{policy: p, byTool: map[string][]*rule{}}
-	var exact []*rule
-	for _, r := range p.rules {
-		if r.exact {
-			exact = append(exact, r)
-		} else {
-			c.globs = append(c.globs, r)
-		}
-	}
-	for _, r := range exact {
-		for _, t := range r.Tools {
-			if !slices.Contains(c.byTool[t], r) {
-				c.byTool[t] = append(c.byTool[t], r)
-			}
-		}
-	}
-	for t, rs := range c.byTool {
-		for _, r := range c.globs {
-			if r.matchesTool(t) {
-				rs = append(rs, r)
-			}
-		}
-		slices.SortFunc(rs, evalOrder)
-		c.byTool[t] = slices.Clip(rs)
-	}
-	slices.SortFunc(c.globs, evalOrder)
-	return c
 }
 
 // New returns a guard configured by opts. With no policy every call is
 // denied (RuleNoMatch).
 func New(opts ...Option) (*Guard, error) {
-	g := &Guard{clock: time.Now, realClock: true, defaultTTL: DefaultTTL}
+	g := &Guard{clock: time.Now, realClock: true, defaultTTL: DefaultTTL, approvalTimeout: DefaultApprovalTimeout}
 	for _, o := range opts {
 		if o == nil {
 			continue
@@ -298,207 +249,15 @@ func (g *Guard) now() time.Time { return g.clock() }
 // Policy returns the policy in force.
 func (g *Guard) Policy() *Policy { return g.state.Load().policy }
 
-// Check decides whether the task in ctx may make call c. It never panics
-// and never blocks; it has no side effects other than the audit record and
-// ending a task found past its deadline.
-//
-// The built-in checks run first: a live task is in ctx, ctx is not
-// cancelled, the call names a tool and an intent, the intent is one of the
-// task's, the tool is in the task's tools, the sensitivity is at most the
-// task's clearance, and the destination parses. Then the rules for the tool
-// are evaluated: any matching deny rule denies, else any matching ask rule
-// asks, else any matching allow rule allows, else the call is denied
-// (RuleNoMatch). A rule whose expression fails to evaluate denies the call
-// and the decision names it.
-//
-// Check does not run approvals and does not count calls; [Guard.Authorize]
-// does both.
-func (g *Guard) Check(ctx context.Context, c Call) (d Decision) {
-	var start time.Time
-	if g.logger != nil {
-		start = time.Now()
+// Update replaces the policy in force with p, atomically: a check sees
+// either the old policy or the new one, never a mix, and readers never
+// block. Decisions carry the version of the policy that made them. A nil p
+// is an error and leaves the policy in force; a policy that failed to load
+// never reaches Update, so the old one stays in force.
+func (g *Guard) Update(p *Policy) error {
+	if p == nil {
+		return errors.New("authz: Update: nil policy")
 	}
-	var t *Task
-	defer func() {
-		if r := recover(); r != nil {
-			d = Decision{Rule: RuleInternal, Reason: "internal error", Err: fmt.Errorf("authz: recovered panic: %v", r)}
-			if t != nil {
-				d.Task = t.id
-			}
-		}
-		if g.logger != nil {
-			g.audit(ctx, t, &c, &d, time.Since(start))
-		}
-	}()
-	st := g.state.Load()
-	t, ok := TaskFrom(ctx)
-	if !ok {
-		return Decision{Rule: RuleNoTask, Reason: "no task in the context: begin a task with Guard.Begin", PolicyVersion: st.policy.version}
-	}
-	return g.check(ctx, st, t, &c)
-}
-
-func (g *Guard) check(ctx context.Context, st *compiled, t *Task, c *Call) Decision {
-	deny := func(rule, reason string, err error) Decision {
-		return Decision{Rule: rule, Reason: reason, Err: err, Task: t.id, PolicyVersion: st.policy.version}
-	}
-	if err := ctx.Err(); err != nil {
-		return deny(RuleContext, "context is done", err)
-	}
-	now := g.now()
-	if t.Ended() {
-		return deny(RuleTaskEnded, "task has ended", nil)
-	}
-	if !now.Before(t.deadline) {
-		t.End()
-		return deny(RuleTaskEnded, "task passed its deadline", nil)
-	}
-	if t.guard != g {
-		return deny(RuleNoTask, "task belongs to another guard", nil)
-	}
-	switch {
-	case c.Tool == "":
-		return deny(RuleCall, "call has no tool", nil)
-	case c.Intent == "":
-		return deny(RuleCall, "call has no intent", nil)
-	case len(c.Tool) > MaxInputSize || len(c.Intent) > MaxInputSize:
-		return deny(RuleCall, fmt.Sprintf("call tool or intent is longer than %d bytes", MaxInputSize), nil)
-	case !c.Sensitivity.Valid():
-		return deny(RuleCall, fmt.Sprintf("call has invalid sensitivity %d", c.Sensitivity), nil)
-	}
-	if len(t.intents) > 0 && !slices.Contains(t.intents, c.Intent) {
-		return deny(RuleIntent, fmt.Sprintf("intent %q is not declared by the task", c.Intent), nil)
-	}
-	if len(t.tools) > 0 && !slices.ContainsFunc(t.tools, func(p string) bool { return glob.Match(p, c.Tool) }) {
-		return deny(RuleTool, fmt.Sprintf("tool %q is not among the task's tools", c.Tool), nil)
-	}
-	if c.Sensitivity > t.clearance {
-		return deny(RuleClearance, fmt.Sprintf("sensitivity %v exceeds the task's clearance %v", c.Sensitivity, t.clearance), nil)
-	}
-
-	act := newActivation(t, c, now)
-	defer act.release()
-	var err error
-	act.dest, err = dest.Parse(c.Destination, t.workdir)
-	if err != nil {
-		return deny(RuleDestination, "destination rejected: "+err.Error(), err)
-	}
-	// The canonical text is built in the activation's buffer; when the
-	// caller already wrote it canonically, its string is reused.
-	act.canon = act.dest.AppendText(act.canon[:0])
-	canon := c.Destination
-	if string(act.canon) != canon {
-		canon = string(act.canon)
-	}
-	if len(canon) > MaxDestinationSize {
-		return deny(RuleDestination, fmt.Sprintf("destination is longer than %d bytes", MaxDestinationSize), nil)
-	}
-
-	if t.hasInspectors() {
-		ci := CallInfo{Call: *c, Destination: canon, Kind: act.dest.Kind.String(), Host: act.dest.Host}
-		if act.dest.Kind == dest.KindFile {
-			ci.Host = ""
-		}
-		if name, err := t.inspect(&ci); err != nil {
-			d := deny(RuleInspect+":"+name, err.Error(), err)
-			d.Destination = canon
-			return d
-		}
-	}
-
-	var ask, allow *rule
-	for _, r := range st.rulesFor(c.Tool) {
-		ok, err := r.when.eval(act)
-		if err != nil {
-			d := deny(r.Name, fmt.Sprintf("rule %s failed to evaluate: %v", r.Name, err), fmt.Errorf("authz: rule %s: %w", r.Name, err))
-			d.Destination = canon
-			return d
-		}
-		if !ok {
-			continue
-		}
-		switch r.Effect {
-		case Deny:
-			d := deny(r.Name, r.decided, nil)
-			d.Destination = canon
-			return d
-		case Ask:
-			if ask == nil {
-				ask = r
-			}
-		case Allow:
-			if allow == nil {
-				allow = r
-			}
-		}
-	}
-	d := Decision{Task: t.id, Destination: canon, PolicyVersion: st.policy.version}
-	switch {
-	case ask != nil:
-		d.Effect, d.Rule, d.Reason = Ask, ask.Name, ask.decided
-	case allow != nil:
-		d.Effect, d.Rule, d.Reason = Allow, allow.Name, allow.decided
-	default:
-		d.Rule, d.Reason = RuleNoMatch, "no rule allows this call"
-	}
-	return d
-}
-
-// Authorize decides call c like [Guard.Check] and, for Ask, consults the
-// approver. It returns nil when the call may proceed, and then counts the
-// call on the task (task.calls); otherwise it returns a *[DeniedError]
-// (errors.Is(err, ErrDenied)). No approver, a refusal, an approver error or
-// panic, and a done context all deny. Authorize blocks while the approver
-// does.
-func (g *Guard) Authorize(ctx context.Context, c Call) error {
-	d := g.Check(ctx, c)
-	switch d.Effect {
-	case Allow:
-	case Ask:
-		d = g.approve(ctx, c, d)
-		if d.Effect != Allow {
-			return &DeniedError{Decision: d, Tool: c.Tool}
-		}
-	default:
-		return &DeniedError{Decision: d, Tool: c.Tool}
-	}
-	if t, ok := TaskFrom(ctx); ok {
-		t.countCall(c.Tool)
-	}
+	g.state.Store(index(p))
 	return nil
-}
-
-// approve runs the approver for an Ask decision and returns the final decision.
-func (g *Guard) approve(ctx context.Context, c Call, d Decision) (out Decision) {
-	asked := d
-	out = d
-	out.Effect = Deny
-	defer func() {
-		if r := recover(); r != nil {
-			out = asked
-			out.Effect = Deny
-			out.Rule = RuleApproval
-			out.Reason = "approver failed"
-			out.Err = fmt.Errorf("authz: approver panicked: %v", r)
-		}
-		if g.logger != nil {
-			g.auditApproval(ctx, &c, &asked, &out)
-		}
-	}()
-	if g.approver == nil {
-		out.Rule, out.Reason = RuleApproval, fmt.Sprintf("rule %s requires approval and no approver is configured", d.Rule)
-		return out
-	}
-	ok, err := g.approver.Approve(ctx, c, d)
-	switch {
-	case err != nil:
-		out.Rule, out.Reason, out.Err = RuleApproval, "approver failed: "+err.Error(), err
-	case ctx.Err() != nil:
-		out.Rule, out.Reason, out.Err = RuleApproval, "context done during approval", ctx.Err()
-	case !ok:
-		out.Rule, out.Reason = RuleApproval, fmt.Sprintf("approval for rule %s was refused", d.Rule)
-	default:
-		out.Effect, out.Reason = Allow, "approved: "+d.Reason
-	}
-	return out
 }

@@ -2,6 +2,8 @@ package authz
 
 import (
 	"bytes"
+	"io"
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -50,3 +52,19 @@ func mustGuard(t testing.TB, src string, opts ...Option) (*Guard, *fakeClock) {
 }
 
 func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
+
+// lockedWriter serialises writes for a logger shared by goroutines.
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func newTestLogger(w io.Writer, mu *sync.Mutex) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(lockedWriter{mu: mu, w: w}, nil))
+}

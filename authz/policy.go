@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -32,6 +33,78 @@ type Rule struct {
 	// Reason explains the decision to the agent and in the audit log. When
 	// empty, the decision says which rule decided.
 	Reason string
+	// Mode is Enforce (the zero value) or Shadow: a shadow rule is
+	// evaluated and reported in Decision.Shadow and the audit log, but never
+	// changes the decision.
+	Mode Mode
+	// Limit, when set on an allow or ask rule, rate-limits the calls the
+	// rule decides, per task.
+	Limit *Limit
+}
+
+// Mode says whether a rule is enforced or only observed.
+type Mode int8
+
+// The modes. Enforce is the zero value.
+const (
+	Enforce Mode = iota
+	Shadow
+)
+
+func (m Mode) String() string {
+	if m == Shadow {
+		return "shadow"
+	}
+	return "enforce"
+}
+
+// Limit is a token-bucket rate limit (golang.org/x/time/rate): Rate events
+// per Per on average, with bursts of up to Burst.
+type Limit struct {
+	Rate  int
+	Per   time.Duration
+	Burst int
+}
+
+// String returns the limit as written in policies: "10/1m0s burst 5".
+func (l *Limit) String() string { return fmt.Sprintf("%d/%v burst %d", l.Rate, l.Per, l.Burst) }
+
+func (l *Limit) validate() error {
+	if l.Rate <= 0 || l.Per <= 0 {
+		return errors.New("limit: rate must be positive (like 10/m)")
+	}
+	if l.Burst <= 0 {
+		return errors.New("limit: burst must be positive")
+	}
+	return nil
+}
+
+// parseRate parses "N/unit" where unit is s, m, h or a Go duration ("10/m",
+// "100/1h", "5/30s").
+func parseRate(s string) (int, time.Duration, error) {
+	num, unit, ok := strings.Cut(strings.TrimSpace(s), "/")
+	if !ok {
+		return 0, 0, fmt.Errorf("rate %q: want N/unit like 10/m", s)
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(num))
+	if err != nil || n <= 0 {
+		return 0, 0, fmt.Errorf("rate %q: %q is not a positive integer", s, num)
+	}
+	var per time.Duration
+	switch unit = strings.TrimSpace(unit); unit {
+	case "s":
+		per = time.Second
+	case "m":
+		per = time.Minute
+	case "h":
+		per = time.Hour
+	default:
+		per, err = time.ParseDuration(unit)
+		if err != nil || per <= 0 {
+			return 0, 0, fmt.Errorf("rate %q: unit %q: want s, m, h or a duration", s, unit)
+		}
+	}
+	return n, per, nil
 }
 
 // rule is a compiled rule.
@@ -175,6 +248,18 @@ func compileRule(r Rule, at *PolicyError, mapPos whenPos) (*rule, []error) {
 	default:
 		fail("invalid effect %v", r.Effect)
 	}
+	if r.Mode != Enforce && r.Mode != Shadow {
+		fail("invalid mode %d", r.Mode)
+	}
+	if r.Limit != nil {
+		if err := r.Limit.validate(); err != nil {
+			fail("%v", err)
+		} else if r.Effect == Deny {
+			fail("limit: only allow and ask rules can be rate-limited")
+		}
+		l := *r.Limit
+		r.Limit = &l
+	}
 	cr := &rule{Rule: r, pos: at.File, exact: exact, decided: r.Reason}
 	if cr.decided == "" {
 		cr.decided = fmt.Sprintf("%s by rule %s", map[Effect]string{Allow: "allowed", Deny: "denied", Ask: "needs approval"}[r.Effect], r.Name)
@@ -219,7 +304,11 @@ func finish(rules []*rule, errs []error) (*Policy, error) {
 	h := sha256.New()
 	for i, r := range rules {
 		r.order = i
-		fmt.Fprintf(h, "%q %q %v %q %q\n", r.Name, r.Tools, r.Effect, r.When, r.Reason)
+		fmt.Fprintf(h, "%q %q %v %q %q %v", r.Name, r.Tools, r.Effect, r.When, r.Reason, r.Mode)
+		if r.Limit != nil {
+			fmt.Fprintf(h, " %v", r.Limit)
+		}
+		h.Write([]byte{'\n'})
 	}
 	return &Policy{rules: rules, version: "sha256:" + hex.EncodeToString(h.Sum(nil)[:12])}, nil
 }
@@ -414,8 +503,22 @@ func parseRule(file string, n *yaml.Node, perr func(*yaml.Node, string, string, 
 			if s, ok := scalar(); ok {
 				r.Reason = s
 			}
+		case "mode":
+			if s, ok := scalar(); ok {
+				switch s {
+				case "enforce":
+				case "shadow":
+					r.Mode = Shadow
+				default:
+					errs = append(errs, perr(v, r.Name, "mode %q: want enforce or shadow", s))
+				}
+			}
+		case "limit":
+			l, lerrs := parseLimit(v, r.Name, perr)
+			errs = append(errs, lerrs...)
+			r.Limit = l
 		default:
-			errs = append(errs, perr(k, r.Name, "unknown key %q (want name, tools, effect, when, reason)", k.Value))
+			errs = append(errs, perr(k, r.Name, "unknown key %q (want name, tools, effect, when, reason, mode, limit)", k.Value))
 		}
 	}
 	for _, req := range []string{"name", "tools", "effect", "when"} {
@@ -429,6 +532,41 @@ func parseRule(file string, n *yaml.Node, perr func(*yaml.Node, string, string, 
 	at := &PolicyError{File: file, Line: n.Line, Col: n.Column, Rule: r.Name}
 	cr, cerrs := compileRule(r, at, whenPosition(whenNode))
 	return cr, cerrs
+}
+
+// parseLimit parses `limit: {rate: 10/m, burst: 5}`.
+func parseLimit(n *yaml.Node, rule string, perr func(*yaml.Node, string, string, ...any) error) (*Limit, []error) {
+	if n.Kind != yaml.MappingNode {
+		return nil, []error{perr(n, rule, "limit must be a mapping like {rate: 10/m, burst: 5}")}
+	}
+	l := &Limit{}
+	var errs []error
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		switch k.Value {
+		case "rate":
+			rate, per, err := parseRate(v.Value)
+			if err != nil {
+				errs = append(errs, perr(v, rule, "limit: %v", err))
+			}
+			l.Rate, l.Per = rate, per
+		case "burst":
+			b, err := strconv.Atoi(v.Value)
+			if err != nil || b <= 0 {
+				errs = append(errs, perr(v, rule, "limit: burst %q is not a positive integer", v.Value))
+			}
+			l.Burst = b
+		default:
+			errs = append(errs, perr(k, rule, "limit: unknown key %q (want rate, burst)", k.Value))
+		}
+	}
+	if l.Rate == 0 && len(errs) == 0 {
+		errs = append(errs, perr(n, rule, "limit: rate is required"))
+	}
+	if l.Burst == 0 {
+		l.Burst = 1
+	}
+	return l, errs
 }
 
 // whenPosition maps a position inside a when expression to the file: the

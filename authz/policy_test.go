@@ -88,7 +88,7 @@ func TestParsePolicyErrorsNamePositionAndRule(t *testing.T) {
     tools: ["x"]
     effect: deny
     when: "true"
-    limit: {rate: 10/m}
+    priority: 3
   - tools: ["x"]
     effect: deny
     when: "true"
@@ -117,7 +117,7 @@ func TestParsePolicyErrorsNamePositionAndRule(t *testing.T) {
 
 	assert.Equal(t, "extra-key", errs[4].Rule)
 	assert.Equal(t, 24, errs[4].Line)
-	assert.Contains(t, errs[4].Msg, `unknown key "limit"`)
+	assert.Contains(t, errs[4].Msg, `unknown key "priority"`)
 
 	assert.Equal(t, 25, errs[5].Line)
 	assert.Contains(t, errs[5].Msg, "missing name")

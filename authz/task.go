@@ -49,6 +49,10 @@ type TaskSpec struct {
 	// TTL bounds the task's life. Zero means the guard's default TTL; a
 	// sub-task's deadline is clamped to its parent's.
 	TTL time.Duration
+	// MaxCalls bounds the authorized calls per tool pattern (glob) over the
+	// task's life: {"db.delete": 3, "http.*": 100}. A sub-task's calls count
+	// against its own budgets and its ancestors'.
+	MaxCalls map[string]int
 	// Labels are free key/value pairs for policies (task.labels). The label
 	// "workdir", when present, must be an absolute path: relative file
 	// destinations are resolved against it. A sub-task inherits its parent's
@@ -104,6 +108,10 @@ type Task struct {
 	taint    Taint
 	sources  map[string]struct{}
 	calls    map[string]int
+	spent    map[string]int // per budget pattern
+	limiters map[string]*taskLimiter
+	grants   map[string]string // call digest → approver, for-task approvals
+	budgets  []budget          // immutable after Begin
 }
 
 type taskKey struct{}
@@ -208,6 +216,16 @@ func (g *Guard) newTask(parent *Task, spec TaskSpec) (*Task, error) {
 			return nil, err
 		}
 	}
+	for p, n := range spec.MaxCalls {
+		if err := glob.ValidPattern(p); err != nil {
+			return nil, fmt.Errorf("authz: begin: MaxCalls: %w", err)
+		}
+		if n < 0 {
+			return nil, fmt.Errorf("authz: begin: MaxCalls[%q] is negative", p)
+		}
+		t.budgets = append(t.budgets, budget{pattern: p, max: n})
+	}
+	slices.SortFunc(t.budgets, func(a, b budget) int { return strings.Compare(a.pattern, b.pattern) })
 	t.intentVals = make([]ref.Val, len(t.intents))
 	for i, in := range t.intents {
 		t.intentVals[i] = types.String(in)
@@ -372,6 +390,7 @@ func (t *Task) End() {
 	}
 	t.done = true
 	t.inspectors.Store(nil)
+	t.limiters, t.grants = nil, nil
 	hooks, children := t.hooks, t.children
 	t.hooks, t.children = nil, nil
 	t.mu.Unlock()
@@ -470,16 +489,6 @@ func (t *Task) Calls() map[string]int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return maps.Clone(t.calls)
-}
-
-// countCall records one authorized call of tool.
-func (t *Task) countCall(tool string) {
-	t.mu.Lock()
-	if t.calls == nil {
-		t.calls = make(map[string]int)
-	}
-	t.calls[tool]++
-	t.mu.Unlock()
 }
 
 // snapshot returns the taint and call counts under one lock, for CEL.

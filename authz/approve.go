@@ -1,0 +1,192 @@
+package authz
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// Grant is an approver's full answer to an Ask.
+type Grant struct {
+	// Approved allows the call.
+	Approved bool
+	// ForTask extends the approval to every identical call (same
+	// Decision.Digest: same arguments, destination and policy version) for
+	// the rest of the task. Otherwise the approval is used once.
+	ForTask bool
+	// By names who approved, for the audit log ("alice@example.org").
+	By string
+}
+
+// Granter is implemented by approvers that answer with a [Grant]; Authorize
+// uses it instead of Approve when the approver has it.
+type Granter interface {
+	Grant(ctx context.Context, c Call, d Decision) (Grant, error)
+}
+
+// GranterFunc adapts a function to [Approver] and [Granter].
+type GranterFunc func(ctx context.Context, c Call, d Decision) (Grant, error)
+
+// Grant calls f.
+func (f GranterFunc) Grant(ctx context.Context, c Call, d Decision) (Grant, error) {
+	return f(ctx, c, d)
+}
+
+// Approve calls f and reports whether it approved.
+func (f GranterFunc) Approve(ctx context.Context, c Call, d Decision) (bool, error) {
+	gr, err := f(ctx, c, d)
+	return gr.Approved, err
+}
+
+// Authorize decides call c like [Guard.Check], taking a rate-limit token
+// when the deciding rule has a limit, and, for Ask, gets an approval bound
+// to the exact call (Decision.Digest). It returns nil when the call may
+// proceed, and then counts it on the task (task.calls and the budgets);
+// otherwise a *[DeniedError] (errors.Is(err, ErrDenied)).
+//
+// An approval granted for the task (Grant.ForTask) covers identical calls
+// later in the task without asking again; any other approval is used once.
+// A changed argument or destination, another task or a new policy version
+// changes the digest, so the call asks again. No approver, a refusal, an
+// approver error or panic, no answer within the approval timeout, and a
+// done context all deny. Authorize blocks while the approver does.
+func (g *Guard) Authorize(ctx context.Context, c Call) error {
+	d := g.decide(ctx, &c, true, nil)
+	switch d.Effect {
+	case Allow:
+	case Ask:
+		d = g.approve(ctx, c, d)
+		if d.Effect != Allow {
+			return &DeniedError{Decision: d, Tool: c.Tool}
+		}
+	default:
+		return &DeniedError{Decision: d, Tool: c.Tool}
+	}
+	if t, ok := TaskFrom(ctx); ok {
+		if err := t.reserveCall(c.Tool); err != nil {
+			d.Effect, d.Rule, d.Reason, d.Err = Deny, RuleBudget, err.Error(), err
+			return &DeniedError{Decision: d, Tool: c.Tool}
+		}
+	}
+	return nil
+}
+
+// approve gets an approval for an Ask decision and returns the final
+// decision.
+func (g *Guard) approve(ctx context.Context, c Call, d Decision) (out Decision) {
+	asked := d
+	out = d
+	out.Effect = Deny
+	defer func() {
+		if g.logger != nil {
+			g.auditApproval(ctx, &c, &asked, &out)
+		}
+	}()
+	t, _ := TaskFrom(ctx)
+	if t != nil {
+		if by, ok := t.standingGrant(d.Digest); ok {
+			out.Effect, out.ApprovedBy, out.Reason = Allow, by, "approved for the task by "+by+": "+d.Reason
+			return out
+		}
+	}
+	if g.approver == nil {
+		out.Rule, out.Reason = RuleApproval, fmt.Sprintf("rule %s requires approval and no approver is configured", d.Rule)
+		return out
+	}
+	gr, err := g.askApprover(ctx, c, d)
+	switch {
+	case err != nil:
+		out.Rule, out.Reason, out.Err = RuleApproval, "approver failed: "+err.Error(), err
+	case ctx.Err() != nil:
+		out.Rule, out.Reason, out.Err = RuleApproval, "context done during approval", ctx.Err()
+	case !gr.Approved:
+		out.Rule, out.Reason = RuleApproval, fmt.Sprintf("approval for rule %s was refused", d.Rule)
+	default:
+		if gr.ForTask && t != nil {
+			t.grant(d.Digest, gr.By)
+		}
+		out.Effect, out.ApprovedBy, out.Reason = Allow, gr.By, "approved: "+d.Reason
+	}
+	return out
+}
+
+// askApprover runs the approver under the approval timeout, recovering a
+// panic. An approver that ignores its context is abandoned at the timeout;
+// its goroutine ends when it returns.
+func (g *Guard) askApprover(ctx context.Context, c Call, d Decision) (Grant, error) {
+	ctx, cancel := context.WithTimeout(ctx, g.approvalTimeout)
+	defer cancel()
+	type answer struct {
+		gr  Grant
+		err error
+	}
+	ch := make(chan answer, 1)
+	go func() {
+		var a answer
+		defer func() {
+			if r := recover(); r != nil {
+				a = answer{err: fmt.Errorf("approver panicked: %v", r)}
+			}
+			ch <- a
+		}()
+		if gt, ok := g.approver.(Granter); ok {
+			a.gr, a.err = gt.Grant(ctx, c, d)
+		} else {
+			a.gr.Approved, a.err = g.approver.Approve(ctx, c, d)
+		}
+	}()
+	select {
+	case a := <-ch:
+		return a.gr, a.err
+	case <-ctx.Done():
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return Grant{}, fmt.Errorf("no answer within %v", g.approvalTimeout)
+		}
+		return Grant{}, ctx.Err()
+	}
+}
+
+// callDigest identifies the exact call: agent, task, tool, intent,
+// canonical destination, canonical JSON of the arguments and the policy
+// version.
+func callDigest(t *Task, c *Call, canon, version string) (string, error) {
+	args, err := json.Marshal(c.Args) // map keys are sorted
+	if err != nil {
+		return "", fmt.Errorf("arguments are not JSON: %w", err)
+	}
+	h := sha256.New()
+	for _, s := range []string{t.agent.ID, t.id, c.Tool, c.Intent, canon, string(args), version} {
+		var n [binary.MaxVarintLen64]byte
+		h.Write(n[:binary.PutUvarint(n[:], uint64(len(s)))])
+		h.Write([]byte(s))
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// standingGrant reports whether the task holds a for-task approval of the
+// digest, and who gave it.
+func (t *Task) standingGrant(digest string) (string, bool) {
+	if digest == "" {
+		return "", false
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	by, ok := t.grants[digest]
+	return by, ok
+}
+
+func (t *Task) grant(digest, by string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.done || digest == "" {
+		return
+	}
+	if t.grants == nil {
+		t.grants = map[string]string{}
+	}
+	t.grants[digest] = by
+}
