@@ -199,6 +199,9 @@ func (g *Guard) check(ctx context.Context, st *compiled, t *Task, c *Call, consu
 	if decider.Limit != nil {
 		if wait, ok := t.rateLimit(decider, now, consume); !ok {
 			d.Effect = Deny
+			if wait >= time.Second {
+				wait = wait.Round(time.Second)
+			}
 			d.Reason = fmt.Sprintf("rate limit %d/%v of rule %s exceeded; retry in %v", decider.Limit.Rate, decider.Limit.Per,
 				decider.Name, wait.Round(time.Millisecond))
 			return d

@@ -52,9 +52,11 @@ func run(out io.Writer) error {
 	}
 	// The approver is the host's channel to a person. Here a scripted
 	// stand-in answers at the console; a model must never be the approver.
-	approver := authz.ApproverFunc(func(ctx context.Context, c authz.Call, d authz.Decision) (bool, error) {
-		fmt.Fprintf(out, "   ? approve %s %s (%s)? [y/N] y\n", c.Tool, d.Destination, d.Reason)
-		return true, nil
+	// The approval is bound to the exact call (d.Digest): "for this task"
+	// covers the identical call again, never a changed one.
+	approver := authz.GranterFunc(func(ctx context.Context, c authz.Call, d authz.Decision) (authz.Grant, error) {
+		fmt.Fprintf(out, "   ? alice, approve %s %s %v (%s)? [y/N/t=for this task] t\n", c.Tool, d.Destination, c.Args, d.Reason)
+		return authz.Grant{Approved: true, ForTask: true, By: "alice"}, nil
 	})
 	g, err := authz.New(authz.WithPolicy(policy), authz.WithApprover(approver),
 		authz.WithLogger(slog.New(&decisionPrinter{out: out})))
@@ -192,6 +194,23 @@ func run(out io.Writer) error {
 		{"write a report (needs a person)", func() (string, error) {
 			return writeFile(ctx, fileArgs{Path: "/workspace/report.md", Content: "# Summary\n"})
 		}},
+		{"write the identical report again: alice's approval covers it", func() (string, error) {
+			return writeFile(ctx, fileArgs{Path: "/workspace/report.md", Content: "# Summary\n"})
+		}},
+		{"write a changed report: a new call, so alice is asked again", func() (string, error) {
+			return writeFile(ctx, fileArgs{Path: "/workspace/report.md", Content: "# Summary\nrm -rf /\n"})
+		}},
+		{"fetch three more pages in a burst: the rate limit (3/m) kicks in", func() (string, error) {
+			var got []string
+			for _, page := range []string{"issues", "pulls", "releases"} {
+				res, err := fetch(ctx, fetchArgs{URL: "https://api.github.com/repos/taskguard/taskguard/" + page})
+				if err != nil {
+					return strings.Join(got, ", "), err
+				}
+				got = append(got, page+" "+res)
+			}
+			return strings.Join(got, ", "), nil
+		}},
 		{"lease the GitHub token for 1 minute, for api.github.com only", func() (string, error) {
 			lease, err = broker.Lease(ctx, "github-token", secrets.TTL(time.Minute), secrets.Audience("api.github.com"))
 			if err != nil {
@@ -290,6 +309,9 @@ func (p *decisionPrinter) Handle(_ context.Context, r slog.Record) error {
 	verb := strings.ToUpper(a["effect"])
 	if r.Message == "taskguard approval" {
 		verb = map[string]string{"ALLOW": "APPROVED", "DENY": "REFUSED"}[verb]
+		if by := a["approved_by"]; by != "" && !strings.Contains(a["reason"], "by "+by) {
+			a["reason"] += " (by " + by + ")"
+		}
 	}
 	dst := a["destination"]
 	if dst == "" {

@@ -20,6 +20,9 @@ func TestQuickstart(t *testing.T) {
 		"DENY     fs.read /etc/passwd\n            rule files-stay-in-workspace",
 		"ASK      fs.write /workspace/report.md\n            rule writes-need-review",
 		"APPROVED fs.write /workspace/report.md",
+		"rule writes-need-review: approved for the task by alice",
+		"? alice, approve fs.write /workspace/report.md map[bytes:19]",
+		"DENY     http.fetch https://api.github.com/repos/taskguard/taskguard/releases\n            rule fetch-public-web: rate limit 3/1m0s of rule fetch-public-web exceeded; retry in ",
 		"tool ran: wrote 10 bytes",
 		"ALLOW    secrets.lease secret://github-token\n            rule researchers-lease-github-token",
 		"value: [REDACTED]}",
@@ -35,6 +38,7 @@ func TestQuickstart(t *testing.T) {
 		assert.Contains(t, got, want)
 	}
 	assert.Equal(t, 2, bytes.Count(out.Bytes(), []byte("rule no-private-network")), "both SSRF spellings are denied")
-	assert.Equal(t, 6, bytes.Count(out.Bytes(), []byte("tool not called")))
+	assert.Equal(t, 7, bytes.Count(out.Bytes(), []byte("tool not called")))
+	assert.Equal(t, 2, bytes.Count(out.Bytes(), []byte("? alice, approve")), "the identical call is not asked again; the changed one is")
 	assert.NotContains(t, got, "ghp_quickstartExampleToken", "the token never reaches the output")
 }
