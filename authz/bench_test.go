@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"cel.dev/cel-go/cel"
 	"cel.dev/cel-go/common/types"
@@ -180,3 +181,80 @@ func BenchmarkParsePolicy1000(b *testing.B) {
 }
 
 func celInt(i int64) ref.Val { return types.Int(i) }
+
+// BenchmarkCheckRateLimited decides a call whose allow rule has a rate
+// limit (Check reports availability without taking a token).
+func BenchmarkCheckRateLimited(b *testing.B) {
+	p, err := NewPolicy("bench", Rule{Name: "fetch", Tools: []string{"http.fetch"}, Effect: Allow, When: benchWhen(),
+		Limit: &Limit{Rate: 1000, Per: time.Second, Burst: 100}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	g, err := New(WithPolicy(p))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, task, err := g.Begin(context.Background(), TaskSpec{Agent: Agent{ID: "bench"}, Clearance: Internal})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer task.End()
+	b.ReportAllocs()
+	for b.Loop() {
+		if g.Check(ctx, benchCall).Effect != Allow {
+			b.Fatal("denied")
+		}
+	}
+}
+
+// BenchmarkAuthorizeRateLimited takes a token per call from a limit that
+// never runs dry.
+func BenchmarkAuthorizeRateLimited(b *testing.B) {
+	p, err := NewPolicy("bench", Rule{Name: "fetch", Tools: []string{"http.fetch"}, Effect: Allow, When: benchWhen(),
+		Limit: &Limit{Rate: 1_000_000_000, Per: time.Second, Burst: 1_000_000_000}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	g, err := New(WithPolicy(p))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, task, err := g.Begin(context.Background(), TaskSpec{Agent: Agent{ID: "bench"}, Clearance: Internal})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer task.End()
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := g.Authorize(ctx, benchCall); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkUpdate1000 swaps in a compiled policy of 1,000 rules (indexing
+// only: compilation happens when the policy is parsed).
+func BenchmarkUpdate1000(b *testing.B) {
+	p := benchPolicy(b, 1000)
+	g, err := New()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := g.Update(p); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkExplain is the debugging path, for comparison with Check.
+func BenchmarkExplain(b *testing.B) {
+	g, ctx := benchGuard(b, 50)
+	b.ReportAllocs()
+	for b.Loop() {
+		if g.Explain(ctx, benchCall).Decision.Effect != Allow {
+			b.Fatal("denied")
+		}
+	}
+}
