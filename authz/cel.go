@@ -340,6 +340,73 @@ type program struct {
 	constant *bool
 	// tracked programs run under the runtime cost limit.
 	tracked bool
+	// partial plans the expression for partial evaluation, on first use.
+	partial *partialProgram
+}
+
+// partialProgram is a `when` planned for partial evaluation (Visible).
+type partialProgram struct {
+	once    sync.Once
+	ast     *cel.Ast
+	tracked bool
+	prg     cel.Program
+	err     error
+}
+
+func (pp *partialProgram) get() (cel.Program, error) {
+	pp.once.Do(func() {
+		env, err := celEnv()
+		if err != nil {
+			pp.err = err
+			return
+		}
+		opts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize, cel.OptPartialEval)}
+		if pp.tracked {
+			opts = append(opts, cel.CostLimit(MaxRuntimeCost))
+		}
+		pp.prg, pp.err = env.Program(pp.ast, opts...)
+	})
+	return pp.prg, pp.err
+}
+
+// callUnknowns are the variables a call supplies; Visible evaluates rules
+// with them unknown.
+var callUnknowns = []*cel.AttributePatternType{
+	cel.AttributePattern("destination"), cel.AttributePattern("sensitivity"), cel.AttributePattern("args"),
+}
+
+// possible evaluates the program with the call's variables unknown (and
+// the intent too when act has none). It returns (result, definite): a
+// definite false means the rule cannot match under the task; a definite
+// true means it matches every call. Anything undecidable is (true, false).
+func (p *program) possible(act *activation) (bool, bool) {
+	if p.constant != nil {
+		return *p.constant, true
+	}
+	if p.partial == nil {
+		return true, false
+	}
+	prg, err := p.partial.get()
+	if err != nil {
+		return true, false
+	}
+	unknowns := callUnknowns
+	if act.call.Intent == "" {
+		unknowns = append(slices.Clip(unknowns), cel.AttributePattern("intent"))
+	}
+	vars, err := cel.PartialVars(act, unknowns...)
+	if err != nil {
+		return true, false
+	}
+	out, _, err := prg.Eval(vars)
+	if err != nil || types.IsUnknown(out) {
+		return true, false
+	}
+	b, ok := out.(types.Bool)
+	if !ok {
+		return true, false
+	}
+	return bool(b), true
 }
 
 // compileWhen type-checks expr, estimates its cost and plans it. The error
@@ -379,7 +446,7 @@ func compileWhen(expr string) (program, []celIssue) {
 	if err != nil {
 		return program{}, []celIssue{{line: 1, msg: err.Error()}}
 	}
-	p := program{prg: prg, tracked: tracked}
+	p := program{prg: prg, tracked: tracked, partial: &partialProgram{ast: ast, tracked: tracked}}
 	if b, ok := constantBool(ast); ok {
 		p.constant = &b
 	}

@@ -387,3 +387,23 @@ func TestApprovalsBoundToTheCall(t *testing.T) {
 		assert.Equal(t, Deny, d.Effect)
 	})
 }
+
+func TestVisibleUnderTaskScope(t *testing.T) {
+	t.Parallel()
+	g, _ := mustGuard(t, `
+rules:
+  - {name: admin-only, tools: ["admin.reset"], effect: allow, when: 'agent.id.startsWith("spiffe://corp/admin/")'}
+  - {name: deletes, tools: ["db.delete"], effect: ask, when: 'intent == "delete" && destination.host == "orders"'}
+  - {name: prod-freeze, tools: ["deploy"], effect: deny, when: 'task.labels.env == "prod"'}
+  - {name: deploy, tools: ["deploy"], effect: allow, when: 'sensitivity <= INTERNAL'}
+  - {name: fetch, tools: ["http.get"], effect: allow, when: 'destination.host.glob("*.example.org") && size(args) < 5'}
+  - {name: broken, tools: ["calc"], effect: allow, when: 'task.labels.missing == "x"'}
+`)
+	tools := []string{"admin.reset", "db.delete", "deploy", "http.get", "calc"}
+	ctx, _ := begin(t, g, TaskSpec{Agent: Agent{ID: "spiffe://corp/agent/a"}, Intents: []string{"read", "write"},
+		Labels: map[string]string{"env": "prod"}})
+	assert.Equal(t, []string{"http.get", "calc"}, g.Visible(ctx, tools),
+		"not an admin; no delete intent; prod freeze; an erroring rule stays visible (upper bound)")
+	ctx, _ = begin(t, g, TaskSpec{Agent: Agent{ID: "spiffe://corp/admin/root"}, Labels: map[string]string{"env": "dev"}})
+	assert.Equal(t, tools, g.Visible(ctx, tools), "any intent, dev, admin")
+}

@@ -9,9 +9,12 @@ import (
 
 // Visible returns the tools, of those given, that the task in ctx could
 // possibly use: the tool is among the task's tools and its call budget is
-// not spent, some enforced allow or ask rule applies to it and is not
-// constant false, and no enforced deny rule with a constant true condition
-// applies to it. Hosts show the model only these (MCP tools/list
+// not spent, and for some intent the task may use, some enforced allow or
+// ask rule for the tool could match while no enforced deny rule for it
+// matches every call. Rules are evaluated under the task's scope with the
+// call's destination, sensitivity and arguments unknown (CEL partial
+// evaluation), so a rule like `agent.id.startsWith("admin")` or
+// `intent == "delete"` for a task without that intent hides the tool. Hosts show the model only these (MCP tools/list
 // filtering). Visible is an upper bound: a visible tool's calls can still
 // be denied. No task, or an ended one, makes every tool invisible. The
 // result keeps the order of tools.
@@ -29,28 +32,38 @@ func (g *Guard) Visible(ctx context.Context, tools []string) []string {
 		if t.budgetLeft(tool) != nil {
 			continue
 		}
-		if st.couldAllow(tool) {
+		intents := t.intents
+		if len(intents) == 0 {
+			intents = []string{""} // unknown
+		}
+		if slices.ContainsFunc(intents, func(in string) bool { return st.couldAllow(t, tool, in) }) {
 			out = append(out, tool)
 		}
 	}
 	return out
 }
 
-// couldAllow reports whether some rule could allow or ask for tool.
-func (c *compiled) couldAllow(tool string) bool {
-	can := false
+// couldAllow reports whether some rule could allow or ask for a call of
+// tool with intent ("" = unknown) by task t.
+func (c *compiled) couldAllow(t *Task, tool, intent string) (can bool) {
+	defer func() {
+		if recover() != nil {
+			can = true
+		}
+	}()
+	act := newActivation(t, &Call{Tool: tool, Intent: intent}, t.guard.now())
+	defer act.release()
 	for _, r := range c.rulesFor(tool) {
 		if r.Mode == Shadow {
 			continue
 		}
-		k := r.when.constant
-		if r.Effect == Deny {
-			if k != nil && *k {
+		v, definite := r.when.possible(act)
+		switch {
+		case r.Effect == Deny:
+			if v && definite {
 				return false
 			}
-			continue
-		}
-		if k == nil || *k {
+		case v:
 			can = true
 		}
 	}
