@@ -88,6 +88,19 @@
 // are resolved against the task's "workdir" label or denied. Anything that
 // does not parse denies ([RuleDestination]).
 //
+// # Operating a policy
+//
+// An ask is approved through the [Approver] (the host's channel to a
+// person, never the model); the approval is bound to [Decision.Digest], the
+// exact call under the policy version, and is single-use unless a [Granter]
+// grants it for the task. Rules may carry a rate limit (limit: {rate: 10/m,
+// burst: 5}) and run in shadow mode (mode: shadow); [WithDryRun] reports a
+// whole policy without enforcing it; [TaskSpec].MaxCalls caps calls per
+// tool. [Guard.Explain] traces a decision, [Guard.Visible] lists the tools a
+// task could use, [Guard.Update] swaps the policy atomically,
+// [WatchPolicyFiles] reloads it from files, and [Policy.Lint] warns about
+// policies that cannot work as intended.
+//
 // # Middleware
 //
 // [Wrap] guards a typed tool handler and [WrapJSON] one that takes raw JSON
