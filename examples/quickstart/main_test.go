@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"testing"
 
+	"github.com/taskguard/taskguard/authz"
+	"github.com/taskguard/taskguard/authz/authztest"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -41,4 +44,15 @@ func TestQuickstart(t *testing.T) {
 	assert.Equal(t, 7, bytes.Count(out.Bytes(), []byte("tool not called")))
 	assert.Equal(t, 2, bytes.Count(out.Bytes(), []byte("? alice, approve")), "the identical call is not asked again; the changed one is")
 	assert.NotContains(t, got, "ghp_quickstartExampleToken", "the token never reaches the output")
+}
+
+// TestPolicyCases runs the policy's test cases (policy.cases.yaml).
+func TestPolicyCases(t *testing.T) {
+	p, err := authz.ParsePolicy("policy.yaml", policyYAML)
+	require.NoError(t, err)
+	g, err := authz.New(authz.WithPolicy(p))
+	require.NoError(t, err)
+	authztest.Run(t, g, "policy.cases.yaml")
+	assert.Empty(t, p.Lint("http.fetch", "http.post", "fs.read", "fs.write", "db.query", "mail.send", "secrets.lease"),
+		"the example policy lints clean")
 }

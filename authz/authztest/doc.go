@@ -1,0 +1,42 @@
+// Package authztest helps application test suites test their taskguard
+// policies with go test, the way net/http/httptest helps test handlers.
+//
+//	func TestPolicy(t *testing.T) {
+//		p, err := authz.LoadPolicyFiles("policies/*.yaml")
+//		require.NoError(t, err)
+//		g, err := authz.New(authz.WithPolicy(p))
+//		require.NoError(t, err)
+//		authztest.Run(t, g, "policies/*.cases.yaml")
+//	}
+//
+// # Case files
+//
+// A case file is YAML next to the policies:
+//
+//	task:                      # the default task of the file's cases
+//	  agent: spiffe://corp/agent/researcher
+//	  intents: [read, write]
+//	  clearance: internal
+//	  labels: {workdir: /workspace}
+//	cases:
+//	  - name: metadata SSRF is denied
+//	    call: {tool: http.fetch, intent: read, destination: "http://169.254.169.254/"}
+//	    want: {effect: deny, rule: no-private-network}
+//	  - name: export after confidential data
+//	    observe: [{source: db://salaries, sensitivity: confidential, trusted: true}]
+//	    call: {tool: mail.send, intent: export, destination: "mailto:x@example.org"}
+//	    want: {effect: deny, rule: no-export-after-confidential}
+//
+// A case may override task (including parent, for a sub-task, and
+// max_calls), list observe (taint) and prior (calls authorized first), and
+// advance the clock (age). [Run] runs each case as a subtest and, on
+// failure, prints the guard's [authz.Explanation] of the call.
+//
+// # Helpers
+//
+// [Clock] is a settable clock for [authz.WithClock]; [Approver] answers
+// approvals from a script and records what it was asked; [AuditRecorder]
+// captures audit records as values; [AssertAllowed], [AssertDenied] and
+// [AssertAsks] check one decision and print the explanation when it is not
+// the expected one.
+package authztest
