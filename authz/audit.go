@@ -6,6 +6,40 @@ import (
 	"time"
 )
 
+// Redactor rewrites text before it reaches the audit log; *secrets.Broker
+// is one (it removes every live lease value).
+type Redactor interface {
+	Redact(string) string
+}
+
+// RedactAuditWith makes every later audit record pass its destination,
+// reason and error through r. NewBroker registers the broker this way, so
+// a leased value in a URL path never reaches the log. Safe for concurrent
+// use; redactors accumulate.
+func (g *Guard) RedactAuditWith(r Redactor) {
+	if r == nil {
+		return
+	}
+	g.redactMu.Lock()
+	defer g.redactMu.Unlock()
+	var list []Redactor
+	if p := g.redactors.Load(); p != nil {
+		list = append(list, *p...)
+	}
+	list = append(list, r)
+	g.redactors.Store(&list)
+}
+
+// redact applies the audit redactors to s.
+func (g *Guard) redact(s string) string {
+	if p := g.redactors.Load(); p != nil && s != "" {
+		for _, r := range *p {
+			s = r.Redact(s)
+		}
+	}
+	return s
+}
+
 // audit writes the record of one decision. Arguments are never logged.
 func (g *Guard) audit(ctx context.Context, t *Task, c *Call, d *Decision, latency time.Duration) {
 	level := slog.LevelInfo
@@ -26,11 +60,11 @@ func (g *Guard) audit(ctx context.Context, t *Task, c *Call, d *Decision, latenc
 	attrs = append(attrs,
 		slog.String("tool", c.Tool),
 		slog.String("intent", c.Intent),
-		slog.String("destination", d.Destination),
+		slog.String("destination", g.redact(d.Destination)),
 		slog.String("sensitivity", c.Sensitivity.String()),
 		slog.String("effect", d.Effect.String()),
 		slog.String("rule", d.Rule),
-		slog.String("reason", d.Reason),
+		slog.String("reason", g.redact(d.Reason)),
 		slog.String("policy", d.PolicyVersion),
 		slog.Duration("latency", latency),
 	)
@@ -38,7 +72,7 @@ func (g *Guard) audit(ctx context.Context, t *Task, c *Call, d *Decision, latenc
 		attrs = append(attrs, slog.Bool("destination_rejected", true))
 	}
 	if d.Err != nil {
-		attrs = append(attrs, slog.String("error", d.Err.Error()))
+		attrs = append(attrs, slog.String("error", g.redact(d.Err.Error())))
 	}
 	if len(d.Shadow) > 0 {
 		would := make([]string, len(d.Shadow))
@@ -63,10 +97,10 @@ func (g *Guard) auditApproval(ctx context.Context, c *Call, asked, out *Decision
 		slog.String("task", asked.Task),
 		slog.String("tool", c.Tool),
 		slog.String("intent", c.Intent),
-		slog.String("destination", asked.Destination),
+		slog.String("destination", g.redact(asked.Destination)),
 		slog.String("rule", asked.Rule),
 		slog.String("effect", out.Effect.String()),
-		slog.String("reason", out.Reason),
+		slog.String("reason", g.redact(out.Reason)),
 		slog.String("policy", asked.PolicyVersion),
 		slog.String("digest", asked.Digest),
 	}
@@ -74,7 +108,7 @@ func (g *Guard) auditApproval(ctx context.Context, c *Call, asked, out *Decision
 		attrs = append(attrs, slog.String("approved_by", out.ApprovedBy))
 	}
 	if out.Err != nil {
-		attrs = append(attrs, slog.String("error", out.Err.Error()))
+		attrs = append(attrs, slog.String("error", g.redact(out.Err.Error())))
 	}
 	g.logger.LogAttrs(ctx, level, "taskguard approval", attrs...)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -221,6 +222,9 @@ type Guard struct {
 	approvalTimeout time.Duration
 
 	state atomic.Pointer[compiled]
+
+	redactMu  sync.Mutex
+	redactors atomic.Pointer[[]Redactor]
 }
 
 // New returns a guard configured by opts. With no policy every call is

@@ -116,7 +116,9 @@ type matcherAt struct {
 // maxPendingErrors bounds the revoke failures a broker keeps for Flush.
 const maxPendingErrors = 100
 
-// NewBroker returns a broker leasing secrets of src under guard g.
+// NewBroker returns a broker leasing secrets of src under guard g. It
+// registers itself with g.RedactAuditWith, so live lease values never reach
+// the guard's audit log.
 func NewBroker(g *authz.Guard, src Source, opts ...Option) (*Broker, error) {
 	if g == nil {
 		return nil, errors.New("secrets: NewBroker: nil guard")
@@ -135,6 +137,7 @@ func NewBroker(g *authz.Guard, src Source, opts ...Option) (*Broker, error) {
 			return nil, fmt.Errorf("secrets: %w", err)
 		}
 	}
+	g.RedactAuditWith(b)
 	return b, nil
 }
 

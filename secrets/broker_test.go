@@ -508,3 +508,41 @@ func TestCloseLeavesNothingRunning(t *testing.T) {
 		t.Fatalf("%d goroutines before, %d after Close:\n%s", before, n, buf[:runtime.Stack(buf, true)])
 	}
 }
+
+func TestAuditLogNeverShowsLeasedValues(t *testing.T) {
+	t.Parallel()
+	var logs bytes.Buffer
+	var mu sync.Mutex
+	clk := &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	p, err := authz.ParsePolicy("test.yaml", []byte(testPolicy))
+	require.NoError(t, err)
+	g, err := authz.New(authz.WithPolicy(p), authz.WithClock(clk.Now),
+		authz.WithLogger(slog.New(slog.NewJSONHandler(lockedWriter{&mu, &logs}, nil))))
+	require.NoError(t, err)
+	b, err := NewBroker(g, Static(map[string]string{"github-token": tokenValue}), WithClock(clk.Now))
+	require.NoError(t, err)
+	defer b.Close()
+	ctx, task, err := g.Begin(context.Background(), authz.TaskSpec{Agent: authz.Agent{ID: "a"}, Clearance: authz.Confidential, TTL: time.Hour})
+	require.NoError(t, err)
+	defer task.End()
+	_, err = b.Lease(ctx, "github-token", Audience("hooks.example.org"))
+	require.NoError(t, err)
+	// The value in a URL path to its own audience is allowed, and logged redacted.
+	d := g.Check(ctx, authz.Call{Tool: "http.post", Intent: "write", Destination: "https://hooks.example.org/services/" + tokenValue})
+	require.Equal(t, authz.Allow, d.Effect)
+	mu.Lock()
+	defer mu.Unlock()
+	assert.NotContains(t, logs.String(), tokenValue)
+	assert.Contains(t, logs.String(), "/services/"+Redacted)
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
