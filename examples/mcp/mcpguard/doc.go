@@ -1,0 +1,47 @@
+// Package mcpguard puts a taskguard [authz.Guard] in front of the tools of
+// an MCP server built with the official Go SDK
+// (github.com/modelcontextprotocol/go-sdk/mcp).
+//
+// # Sessions and tasks
+//
+// Every MCP server session runs under one taskguard task. The task begins
+// on the session's first tools/list or tools/call, with the [authz.TaskSpec]
+// the host's [SpecFunc] returns for the session, and ends when the session
+// closes (or at its own deadline; an ended task is not restarted and every
+// later call of the session is denied). Sessions are told apart by their
+// *mcp.ServerSession, not by their ID: sessions over stdio and in-memory
+// transports have no ID. Two sessions never share a task, so budgets,
+// rate limits and taint stay per session.
+//
+// # What is guarded
+//
+// [Guard.Middleware] is an mcp.Middleware for [mcp.Server.AddReceivingMiddleware]:
+//
+//   - tools/call is decided by [authz.Guard.Authorize] before the tool
+//     handler runs. The call is described by the tool's
+//     [authz.Tool] describer in [Tools] (intent, destination, sensitivity),
+//     with the arguments decoded by [authz.DecodeArgs] through
+//     [authz.WrapJSON]. A tool without a describer is denied. On a deny the
+//     handler is not called and the client receives a CallToolResult with
+//     IsError set and the rule and reason as text, which the model can read.
+//   - tools/list returns only the tools [authz.Guard.Visible] reports for
+//     the session's task, marked private and uncacheable.
+//
+// Other methods (resources, prompts, completion) pass through unguarded.
+//
+// # Usage
+//
+//	guard, err := mcpguard.New(g, spec, mcpguard.Tools{
+//		"fetch": {Intent: "read", Describe: func(a map[string]any) (authz.Call, error) {
+//			url, _ := a["url"].(string)
+//			return authz.Call{Destination: url}, nil
+//		}},
+//	})
+//	server := mcp.NewServer(impl, nil)
+//	server.AddReceivingMiddleware(guard.Middleware)
+//	defer guard.Close()
+//
+// Tool handlers run with the session's task in their context
+// ([authz.TaskFrom]), so they can record what they read with
+// [authz.Task.Observe].
+package mcpguard
