@@ -2,6 +2,7 @@ package authz
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 )
@@ -89,6 +90,36 @@ func FuzzCheck(f *testing.F) {
 		}
 		if destination != "" && d.Destination == "" {
 			t.Fatalf("allowed a call without a canonical destination: %q", destination)
+		}
+	})
+}
+
+// FuzzDecodeArgs: never panics; what it accepts is a JSON object that
+// encoding/json reads the same way and whose keys differ in more than case.
+func FuzzDecodeArgs(f *testing.F) {
+	for _, s := range []string{`{"url": "https://x"}`, `{"a": [1, 2.5, {"b": null}]}`, `{"u": 1, "U": 2}`, `[]`, ``, `null`, `{"a":1}{}`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		m, err := DecodeArgs([]byte(raw))
+		if err != nil {
+			return
+		}
+		seen := map[string]bool{}
+		for k := range m {
+			if seen[strings.ToLower(k)] {
+				t.Fatalf("accepted keys equal ignoring case: %q", raw)
+			}
+			seen[strings.ToLower(k)] = true
+		}
+		var ref map[string]any
+		if strings.TrimSpace(raw) != "" && strings.TrimSpace(raw) != "null" {
+			if err := json.Unmarshal([]byte(raw), &ref); err != nil {
+				t.Fatalf("accepted what encoding/json rejects: %q: %v", raw, err)
+			}
+			if len(ref) != len(m) {
+				t.Fatalf("key count differs: %q", raw)
+			}
 		}
 	})
 }

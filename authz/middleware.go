@@ -6,7 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
+	"strings"
+	"unicode/utf8"
 )
 
 // Tool describes a tool to [Wrap]: its name, its default intent, and how to
@@ -50,8 +53,15 @@ func (t *Tool[A]) describe(args A) (c Call, err error) {
 	return c, nil
 }
 
-// deny records a decision made outside Check (a failed Describe) and returns
-// its error.
+// DescribeError records the denial of a call that could not be described
+// (its arguments did not decode, its describer failed) in the audit log and
+// returns the *DeniedError (RuleDescribe) to give the caller. Integrations
+// that describe calls themselves use it so such denials are audited like
+// any other; Wrap and WrapJSON use it too.
+func (g *Guard) DescribeError(ctx context.Context, tool string, err error) error {
+	return g.denyDescribe(ctx, tool, err)
+}
+
 func (g *Guard) denyDescribe(ctx context.Context, tool string, err error) error {
 	d := Decision{Rule: RuleDescribe, Reason: "could not describe the call: " + err.Error(), Err: err,
 		PolicyVersion: g.state.Load().policy.version}
@@ -112,10 +122,23 @@ func WrapJSON[R any](g *Guard, t Tool[map[string]any], h func(ctx context.Contex
 // DecodeArgs decodes JSON tool arguments into the shape policies see as
 // args: an object whose integers are int64 and other numbers float64.
 // Empty input or null is an empty object; any other non-object is an error.
+//
+// Input a tool could read differently from the policy is refused: invalid
+// UTF-8, and any object with two keys that are equal ignoring case (Go's
+// encoding/json and most decoders match struct fields case-insensitively
+// and let the last key win, so {"url": "https://ok", "URL":
+// "http://169.254.169.254"} would show the policy one URL and the tool
+// another).
 func DecodeArgs(raw []byte) (map[string]any, error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
 		return map[string]any{}, nil
+	}
+	if !utf8.Valid(raw) {
+		return nil, errors.New("arguments are not valid UTF-8")
+	}
+	if err := checkKeys(raw); err != nil {
+		return nil, err
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
@@ -132,6 +155,60 @@ func DecodeArgs(raw []byte) (map[string]any, error) {
 	}
 	normalizeNumbers(m)
 	return m, nil
+}
+
+// checkKeys refuses objects (at any depth) with keys equal ignoring case.
+func checkKeys(raw []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	type frame struct {
+		obj    bool
+		keys   map[string]struct{}
+		expect bool // the next token of an object is a key
+	}
+	var stack []*frame
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("arguments are not valid JSON: %w", err)
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		if top != nil && top.obj && top.expect {
+			if d, ok := tok.(json.Delim); ok && d == '}' {
+				stack = stack[:len(stack)-1]
+				continue
+			}
+			k, _ := tok.(string)
+			fold := strings.ToLower(k)
+			if _, dup := top.keys[fold]; dup {
+				return fmt.Errorf("arguments repeat the key %q (keys must differ in more than case)", k)
+			}
+			top.keys[fold] = struct{}{}
+			top.expect = false
+			continue
+		}
+		if top != nil && top.obj {
+			top.expect = true
+		}
+		if d, ok := tok.(json.Delim); ok {
+			switch d {
+			case '{':
+				stack = append(stack, &frame{obj: true, keys: map[string]struct{}{}, expect: true})
+			case '[':
+				stack = append(stack, &frame{})
+			case '}', ']':
+				stack = stack[:len(stack)-1]
+				if len(stack) > 0 && stack[len(stack)-1].obj {
+					stack[len(stack)-1].expect = true
+				}
+			}
+		}
+	}
 }
 
 func normalizeNumbers(v any) any {

@@ -106,3 +106,40 @@ func TestDecodeArgs(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, m)
 }
+
+func TestDecodeArgsRefusesAmbiguousInput(t *testing.T) {
+	t.Parallel()
+	for _, bad := range []string{
+		`{"url": "https://ok.example", "URL": "http://169.254.169.254/"}`,
+		`{"a": 1, "a": 2}`,
+		`{"x": {"k": 1, "K": 2}}`,
+		`{"l": [1, {"Path": "/a", "path": "/etc"}]}`,
+		"{\"s\": \"\xff\"}",
+	} {
+		_, err := DecodeArgs([]byte(bad))
+		assert.Error(t, err, bad)
+	}
+	for _, good := range []string{
+		`{"a": {"a": 1}, "b": [{"a": 1}, {"a": 2}]}`,
+		`{"url": "x", "urls": ["y"]}`,
+		`{}`,
+	} {
+		_, err := DecodeArgs([]byte(good))
+		assert.NoError(t, err, good)
+	}
+}
+
+func TestContextWithTaskAndDescribeError(t *testing.T) {
+	t.Parallel()
+	g, _ := mustGuard(t, allowAll)
+	_, task := begin(t, g, TaskSpec{})
+	ctx := ContextWithTask(context.Background(), task)
+	got, ok := TaskFrom(ctx)
+	require.True(t, ok)
+	assert.Same(t, task, got)
+	err := g.DescribeError(ctx, "x", errors.New("bad args"))
+	var de *DeniedError
+	require.ErrorAs(t, err, &de)
+	assert.Equal(t, RuleDescribe, de.Decision.Rule)
+	assert.Equal(t, task.ID(), de.Decision.Task)
+}

@@ -125,6 +125,13 @@ func TaskFrom(ctx context.Context) (*Task, bool) {
 	return t, ok && t != nil
 }
 
+// ContextWithTask returns a copy of ctx carrying t, for hosts whose
+// framework hands tool handlers a context that did not come from Begin
+// (one task per session, say). Whoever holds a task may act under it.
+func ContextWithTask(ctx context.Context, t *Task) context.Context {
+	return context.WithValue(ctx, taskKey{}, t)
+}
+
 // Begin starts a task described by spec and returns a context carrying it.
 // If ctx already carries a task, the new task is a sub-task of it: it may
 // only narrow its parent (a subset of the intents and tools, a clearance no
