@@ -15,6 +15,9 @@ import (
 	"google.golang.org/adk/v2/session"
 	"google.golang.org/adk/v2/tool/functiontool"
 	"google.golang.org/genai"
+
+	"github.com/taskguard/taskguard/authz"
+	"github.com/taskguard/taskguard/authz/authztest"
 )
 
 const (
@@ -232,4 +235,14 @@ func testStreamingToolRefused(t *testing.T, h hook) {
 	assert.Contains(t, err.Error(), ErrUnguardedTool.Error())
 	assert.Zero(t, ran.Load())
 	assert.Empty(t, d.model.responses())
+}
+
+// TestPolicyCases runs the policy's test cases (policy.cases.yaml).
+func TestPolicyCases(t *testing.T) {
+	p, err := authz.ParsePolicy("policy.yaml", policyYAML)
+	require.NoError(t, err)
+	g, err := authz.New(authz.WithPolicy(p))
+	require.NoError(t, err)
+	authztest.Run(t, g, "policy.cases.yaml")
+	assert.Empty(t, p.Lint("fetch_url", "read_file"), "the example policy lints clean")
 }

@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	_ "embed"
 	"errors"
 	"fmt"
 	"io"
@@ -20,24 +21,8 @@ import (
 	"github.com/taskguard/taskguard/authz"
 )
 
-const policyYAML = `
-rules:
-  - name: fetch-public-web
-    tools: ["http.fetch"]
-    effect: allow
-    when: intent == "read" && destination.scheme == "https"
-    reason: public HTTPS reads are allowed
-  - name: no-private-network
-    tools: ["http.*"]
-    effect: deny
-    when: destination.private
-    reason: private addresses and cloud metadata are off limits (SSRF)
-  - name: search-indexes
-    tools: ["docs.search"]
-    effect: allow
-    when: intent == "search" && destination.scheme == "db"
-    reason: document indexes may be searched within the task's clearance
-`
+//go:embed policy.yaml
+var policyYAML []byte
 
 // indexes are the search tool's document indexes and their sensitivity.
 var indexes = map[string]authz.Sensitivity{
@@ -111,7 +96,7 @@ func guardedTools() map[string]authz.Tool[map[string]any] {
 
 // newGuard compiles the demo policy.
 func newGuard() (*authz.Guard, error) {
-	policy, err := authz.ParsePolicy("eino-demo", []byte(policyYAML))
+	policy, err := authz.ParsePolicy("eino-demo", policyYAML)
 	if err != nil {
 		return nil, err
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/taskguard/taskguard/authz"
+	"github.com/taskguard/taskguard/authz/authztest"
 )
 
 // fixture is the demo's guard, tools and compiled chain, with a live task.
@@ -337,4 +338,14 @@ func TestRun(t *testing.T) {
 		assert.Contains(t, got, want)
 	}
 	assert.Equal(t, 4, strings.Count(got, "The tool was not run."))
+}
+
+// TestPolicyCases runs the policy's test cases (policy.cases.yaml).
+func TestPolicyCases(t *testing.T) {
+	p, err := authz.ParsePolicy("eino-demo", policyYAML)
+	require.NoError(t, err)
+	g, err := authz.New(authz.WithPolicy(p))
+	require.NoError(t, err)
+	authztest.Run(t, g, "policy.cases.yaml")
+	assert.Empty(t, p.Lint("http.fetch", "docs.search"), "the example policy lints clean")
 }

@@ -9,6 +9,7 @@ package main
 
 import (
 	"context"
+	_ "embed"
 	"fmt"
 	"io"
 	"os"
@@ -26,24 +27,9 @@ import (
 
 // policyYAML allows short calculations and HTTPS reads, and denies private
 // addresses and cloud metadata whatever the scheme.
-const policyYAML = `
-rules:
-  - name: calculator
-    tools: ["calculator"]
-    effect: allow
-    when: intent == "compute" && size(args.expression) <= 200
-    reason: short calculations are allowed
-  - name: fetch-public-web
-    tools: ["http.fetch"]
-    effect: allow
-    when: intent == "read" && destination.scheme == "https"
-    reason: public HTTPS reads are allowed
-  - name: no-private-network
-    tools: ["http.*"]
-    effect: deny
-    when: destination.private
-    reason: private addresses and cloud metadata are off limits (SSRF)
-`
+//
+//go:embed policy.yaml
+var policyYAML []byte
 
 func main() {
 	if err := run(os.Stdout); err != nil {
@@ -98,7 +84,7 @@ var script = []string{
 }
 
 func run(out io.Writer) error {
-	policy, err := authz.ParsePolicy("policy.yaml", []byte(policyYAML))
+	policy, err := authz.ParsePolicy("policy.yaml", policyYAML)
 	if err != nil {
 		return err
 	}

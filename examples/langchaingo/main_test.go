@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/taskguard/taskguard/authz"
+	"github.com/taskguard/taskguard/authz/authztest"
 	"github.com/tmc/langchaingo/agents"
 	"github.com/tmc/langchaingo/schema"
 	"github.com/tmc/langchaingo/tools"
@@ -18,7 +19,7 @@ import (
 
 func newGuard(t *testing.T) *authz.Guard {
 	t.Helper()
-	p, err := authz.ParsePolicy("policy.yaml", []byte(policyYAML))
+	p, err := authz.ParsePolicy("policy.yaml", policyYAML)
 	require.NoError(t, err)
 	g, err := authz.New(authz.WithPolicy(p))
 	require.NoError(t, err)
@@ -232,4 +233,14 @@ func TestGuardedConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 	assert.EqualValues(t, 8, d.fetch.n.Load())
+}
+
+// TestPolicyCases runs the policy's test cases (policy.cases.yaml).
+func TestPolicyCases(t *testing.T) {
+	p, err := authz.ParsePolicy("policy.yaml", policyYAML)
+	require.NoError(t, err)
+	g, err := authz.New(authz.WithPolicy(p))
+	require.NoError(t, err)
+	authztest.Run(t, g, "policy.cases.yaml")
+	assert.Empty(t, p.Lint("calculator", "http.fetch"), "the example policy lints clean")
 }

@@ -32,32 +32,8 @@ import (
 //go:embed testdata/*.json
 var recorded embed.FS
 
-const policyYAML = `
-rules:
-  - name: fetch-public-web
-    tools: ["http.fetch"]
-    effect: allow
-    when: intent == "read" && destination.scheme == "https"
-    reason: public HTTPS reads are allowed
-  - name: no-private-network
-    tools: ["http.*"]
-    effect: deny
-    when: destination.private
-    reason: private addresses and cloud metadata are off limits (SSRF)
-  - name: workspace-files
-    tools: ["fs.read"]
-    effect: allow
-    when: destination.path.within("/workspace")
-  - name: files-stay-in-workspace
-    tools: ["fs.*"]
-    effect: deny
-    when: '!destination.path.within("/workspace")'
-    reason: files outside /workspace are off limits
-  - name: email-example-org
-    tools: ["mail.send"]
-    effect: allow
-    when: intent == "export" && destination.host == "example.org"
-`
+//go:embed policy.yaml
+var policyYAML []byte
 
 const workdir = "/workspace"
 
@@ -169,7 +145,7 @@ func (tb *toolbox) tools() []Tool {
 
 // newGuard returns the guard with the example policy.
 func newGuard() (*authz.Guard, error) {
-	policy, err := authz.ParsePolicy("policy.yaml", []byte(policyYAML))
+	policy, err := authz.ParsePolicy("policy.yaml", policyYAML)
 	if err != nil {
 		return nil, err
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/taskguard/taskguard/authz"
+	"github.com/taskguard/taskguard/authz/authztest"
 )
 
 // setup returns a registry over a fresh toolbox and a context with a task.
@@ -400,4 +401,17 @@ func toolNamesJSON(t *testing.T, tools any, path ...string) []string {
 		names = append(names, v.(string))
 	}
 	return names
+}
+
+// TestPolicyCases runs the policy's test cases (policy.cases.yaml).
+func TestPolicyCases(t *testing.T) {
+	p, err := authz.ParsePolicy("policy.yaml", policyYAML)
+	require.NoError(t, err)
+	g, err := authz.New(authz.WithPolicy(p))
+	require.NoError(t, err)
+	authztest.Run(t, g, "policy.cases.yaml")
+	assert.Empty(t, p.Lint("http.fetch", "fs.read", "mail.send"), "the example policy lints clean")
+	// The fs.read cases use the paths read_file's Describe gives the guard.
+	assert.Equal(t, "/etc/passwd", resolve("notes/../../etc/passwd"))
+	assert.Equal(t, "/workspace/file:/etc/passwd", resolve("file:///etc/passwd"))
 }

@@ -6,6 +6,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/taskguard/taskguard/authz"
+	"github.com/taskguard/taskguard/authz/authztest"
 )
 
 func TestMultiAgent(t *testing.T) {
@@ -27,4 +30,13 @@ func TestMultiAgent(t *testing.T) {
 		assert.Contains(t, got, want)
 	}
 	assert.NotContains(t, got, "sk_search_9f8e7d6c5b4a", "the key never reaches the output")
+}
+
+// TestPolicyCases runs the policy's test cases (policy.cases.yaml).
+func TestPolicyCases(t *testing.T) {
+	p, err := authz.ParsePolicy("policy.yaml", policyYAML)
+	require.NoError(t, err)
+	g, err := authz.New(authz.WithPolicy(p))
+	require.NoError(t, err)
+	authztest.Run(t, g, "policy.cases.yaml")
 }
