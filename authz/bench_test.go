@@ -182,11 +182,11 @@ func BenchmarkParsePolicy1000(b *testing.B) {
 
 func celInt(i int64) ref.Val { return types.Int(i) }
 
-// BenchmarkCheckRateLimited decides a call whose allow rule has a rate
-// limit (Check reports availability without taking a token).
-func BenchmarkCheckRateLimited(b *testing.B) {
-	p, err := NewPolicy("bench", Rule{Name: "fetch", Tools: []string{"http.fetch"}, Effect: Allow, When: benchWhen(),
-		Limit: &Limit{Rate: 1000, Per: time.Second, Burst: 100}})
+// limitedGuard returns a guard whose http.fetch rule has limit l, and a
+// task context.
+func limitedGuard(b *testing.B, l Limit) (*Guard, context.Context) {
+	b.Helper()
+	p, err := NewPolicy("bench", Rule{Name: "fetch", Tools: []string{"http.fetch"}, Effect: Allow, When: benchWhen(), Limit: &l})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -198,7 +198,14 @@ func BenchmarkCheckRateLimited(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer task.End()
+	b.Cleanup(task.End)
+	return g, ctx
+}
+
+// BenchmarkCheckRateLimited decides a call whose allow rule has a rate
+// limit (Check reports availability without taking a token).
+func BenchmarkCheckRateLimited(b *testing.B) {
+	g, ctx := limitedGuard(b, Limit{Rate: 1000, Per: time.Second, Burst: 100})
 	b.ReportAllocs()
 	for b.Loop() {
 		if g.Check(ctx, benchCall).Effect != Allow {
@@ -210,20 +217,7 @@ func BenchmarkCheckRateLimited(b *testing.B) {
 // BenchmarkAuthorizeRateLimited takes a token per call from a limit that
 // never runs dry.
 func BenchmarkAuthorizeRateLimited(b *testing.B) {
-	p, err := NewPolicy("bench", Rule{Name: "fetch", Tools: []string{"http.fetch"}, Effect: Allow, When: benchWhen(),
-		Limit: &Limit{Rate: 1_000_000_000, Per: time.Second, Burst: 1_000_000_000}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	g, err := New(WithPolicy(p))
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, task, err := g.Begin(context.Background(), TaskSpec{Agent: Agent{ID: "bench"}, Clearance: Internal})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer task.End()
+	g, ctx := limitedGuard(b, Limit{Rate: 1_000_000_000, Per: time.Second, Burst: 1_000_000_000})
 	b.ReportAllocs()
 	for b.Loop() {
 		if err := g.Authorize(ctx, benchCall); err != nil {

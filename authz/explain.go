@@ -72,11 +72,10 @@ func (g *Guard) Explain(ctx context.Context, c Call) Explanation {
 	x := &Explanation{}
 	d := g.decide(ctx, &c, false, x)
 	x.Decision = d
-	if t, ok := TaskFrom(ctx); ok && len(x.Rules) == 0 {
+	if len(x.Rules) == 0 { // a built-in check decided: list the rules it skipped
 		for _, r := range g.state.Load().rulesFor(c.Tool) {
 			x.Rules = append(x.Rules, RuleTrace{Rule: r.Name, Effect: r.Effect, Mode: r.Mode, Outcome: Skipped, Pos: r.pos})
 		}
-		_ = t
 	}
 	return *x
 }
