@@ -19,10 +19,11 @@ type ShadowOutcome struct {
 }
 
 // Check decides whether the task in ctx may make call c. It never panics
-// and never blocks; it has no side effects other than the audit record and
-// ending a task found past its deadline. It does not consume rate-limit
-// tokens or call budgets, run approvals or count calls: [Guard.Authorize]
-// does.
+// and does not wait on anything, with one exception: a task found past its
+// deadline (with WithClock tasks start no timers) is ended there and then,
+// which runs its end hooks. Its only other side effect is the audit
+// record. It does not take rate-limit tokens or spend call budgets, run
+// approvals or count calls: [Guard.Authorize] does.
 //
 // The built-in checks run first: a live task is in ctx, ctx is not
 // cancelled, the call names a tool and an intent, the intent is one of the
