@@ -97,8 +97,11 @@ type Broker struct {
 	mu     sync.Mutex
 	closed bool
 	live   map[*Lease]struct{}
+	sticky map[string]struct{} // long-lived values of dead leases, still redacted
 	tasks  map[*authz.Task]map[*Lease]struct{} // live leases by task; one end hook per task
 	errs   []error                             // revoke failures not yet returned by Flush or Close
+
+	longLived bool // the source's values outlive leases (Static, Env)
 
 	idPrefix string // "lease_<random>_", then a counter
 	nextID   atomic.Uint64
@@ -137,6 +140,7 @@ func NewBroker(g *authz.Guard, src Source, opts ...Option) (*Broker, error) {
 			return nil, fmt.Errorf("secrets: %w", err)
 		}
 	}
+	_, b.longLived = src.(noopRevoker)
 	g.RedactAuditWith(b)
 	return b, nil
 }
@@ -364,6 +368,25 @@ func (b *Broker) revokeCred(c Credential) {
 	b.mu.Unlock()
 }
 
+// stick keeps redacting v after its lease dies, for sources whose values
+// live on (Static, Env: a leaked copy would still work). Called without any
+// lease's mu held (currentMatcher takes b.mu before a lease's mu).
+func (b *Broker) stick(v []byte) {
+	if len(v) == 0 {
+		return
+	}
+	s := string(v)
+	b.mu.Lock()
+	if _, ok := b.sticky[s]; !ok {
+		if b.sticky == nil {
+			b.sticky = map[string]struct{}{}
+		}
+		b.sticky[s] = struct{}{}
+		b.gen.Add(1)
+	}
+	b.mu.Unlock()
+}
+
 // forget removes a dead lease from the live set.
 func (b *Broker) forget(l *Lease) {
 	b.mu.Lock()
@@ -404,8 +427,10 @@ func (b *Broker) Live() int {
 }
 
 // Redact returns s with the value of every live lease (of any task)
-// replaced by [Redacted], in one pass over s. It is safe for concurrent use
-// and does not block on the source.
+// replaced by [Redacted], in one pass over s. For sources whose values
+// outlive their leases (Static, Env), values once leased stay redacted
+// after their leases die. It is safe for concurrent use and does not block
+// on the source.
 func (b *Broker) Redact(s string) string {
 	m := b.currentMatcher()
 	if m == nil {
@@ -428,7 +453,10 @@ func (b *Broker) currentMatcher() *redact.Matcher {
 		return c.m
 	}
 	b.mu.Lock()
-	values := make([][]byte, 0, len(b.live))
+	values := make([][]byte, 0, len(b.live)+len(b.sticky))
+	for v := range b.sticky {
+		values = append(values, []byte(v))
+	}
 	for l := range b.live {
 		l.mu.Lock()
 		if l.state == nil {

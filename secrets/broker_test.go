@@ -331,6 +331,12 @@ func TestNeverPrintable(t *testing.T) {
 func TestRedact(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
+	// A Static source directly: its values outlive their leases.
+	b, err := NewBroker(e.g, Static(map[string]string{"github-token": tokenValue, "db-password": "correct horse battery staple"}),
+		WithClock(e.clk.Now))
+	require.NoError(t, err)
+	defer b.Close()
+	e.b = b
 	ctx1, _ := e.begin(t, authz.TaskSpec{TTL: time.Hour})
 	ctx2, task2 := e.begin(t, authz.TaskSpec{TTL: time.Hour})
 	assert.Equal(t, "nothing live", e.b.Redact("nothing live"))
@@ -341,9 +347,30 @@ func TestRedact(t *testing.T) {
 	text := "token=" + tokenValue + "; pw=correct horse battery staple; again " + tokenValue
 	assert.Equal(t, "token="+Redacted+"; pw="+Redacted+"; again "+Redacted, e.b.Redact(text), "values of every task")
 	task2.End()
-	assert.Equal(t, "token="+Redacted+"; pw=correct horse battery staple; again "+Redacted, e.b.Redact(text), "only live leases")
 	l1.Revoke()
-	assert.Equal(t, text, e.b.Redact(text))
+	assert.Equal(t, "token="+Redacted+"; pw="+Redacted+"; again "+Redacted, e.b.Redact(text),
+		"a static value still works after its lease dies, so it stays redacted")
+}
+
+func TestRedactOnlyLiveMintedValues(t *testing.T) {
+	t.Parallel()
+	p, err := authz.ParsePolicy("p.yaml", []byte(testPolicy))
+	require.NoError(t, err)
+	g, err := authz.New(authz.WithPolicy(p))
+	require.NoError(t, err)
+	// A source whose credentials die with their lease (not a Static).
+	src := &recordingSource{Source: Static(map[string]string{"github-token": tokenValue})}
+	b, err := NewBroker(g, src)
+	require.NoError(t, err)
+	defer b.Close()
+	ctx, task, err := g.Begin(context.Background(), authz.TaskSpec{Agent: authz.Agent{ID: "a"}, Clearance: authz.Confidential})
+	require.NoError(t, err)
+	defer task.End()
+	l, err := b.Lease(ctx, "github-token")
+	require.NoError(t, err)
+	assert.Equal(t, Redacted, b.Redact(tokenValue))
+	l.Revoke()
+	assert.Equal(t, tokenValue, b.Redact(tokenValue), "a revoked dynamic credential is dead: nothing left to hide")
 }
 
 func TestAudienceBinding(t *testing.T) {
@@ -420,7 +447,7 @@ func TestConcurrentTaskEnds(t *testing.T) {
 	assert.Equal(t, tasks*leases, n)
 	assert.Zero(t, e.b.Live())
 	assert.EqualValues(t, tasks*leases, e.src.revoked.Load())
-	assert.Equal(t, "x "+tokenValue, e.b.Redact("x "+tokenValue))
+	assert.Equal(t, "x "+tokenValue, e.b.Redact("x "+tokenValue), "the recording source's credentials die with their leases")
 }
 
 func TestRealClockExpiry(t *testing.T) {

@@ -126,6 +126,11 @@ func (l *Lease) kill(state error) {
 	if l.state == nil {
 		l.state = state
 	}
+	var keep []byte
+	if l.broker.longLived {
+		// The value outlives the lease at its source: keep redacting it.
+		keep = append(keep, l.value...)
+	}
 	clear(l.value)
 	l.value = nil
 	if l.timer != nil {
@@ -138,6 +143,10 @@ func (l *Lease) kill(state error) {
 
 	if uninspect != nil {
 		uninspect()
+	}
+	if keep != nil {
+		l.broker.stick(keep)
+		clear(keep)
 	}
 	l.broker.forget(l)
 	l.broker.revokeCred(cred)
