@@ -97,7 +97,7 @@ type Broker struct {
 	mu     sync.Mutex
 	closed bool
 	live   map[*Lease]struct{}
-	sticky map[string]struct{} // long-lived values of dead leases, still redacted
+	sticky map[string]struct{}                 // long-lived values of dead leases, still redacted
 	tasks  map[*authz.Task]map[*Lease]struct{} // live leases by task; one end hook per task
 	errs   []error                             // revoke failures not yet returned by Flush or Close
 
