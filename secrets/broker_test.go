@@ -354,18 +354,9 @@ func TestRedact(t *testing.T) {
 
 func TestRedactOnlyLiveMintedValues(t *testing.T) {
 	t.Parallel()
-	p, err := authz.ParsePolicy("p.yaml", []byte(testPolicy))
-	require.NoError(t, err)
-	g, err := authz.New(authz.WithPolicy(p))
-	require.NoError(t, err)
 	// A source whose credentials die with their lease (not a Static).
-	src := &recordingSource{Source: Static(map[string]string{"github-token": tokenValue})}
-	b, err := NewBroker(g, src)
-	require.NoError(t, err)
+	b, _, ctx := realClockBroker(t, time.Hour)
 	defer b.Close()
-	ctx, task, err := g.Begin(context.Background(), authz.TaskSpec{Agent: authz.Agent{ID: "a"}, Clearance: authz.Confidential})
-	require.NoError(t, err)
-	defer task.End()
 	l, err := b.Lease(ctx, "github-token")
 	require.NoError(t, err)
 	assert.Equal(t, Redacted, b.Redact(tokenValue))
@@ -452,16 +443,7 @@ func TestConcurrentTaskEnds(t *testing.T) {
 
 func TestRealClockExpiry(t *testing.T) {
 	t.Parallel()
-	p, err := authz.ParsePolicy("p.yaml", []byte(testPolicy))
-	require.NoError(t, err)
-	g, err := authz.New(authz.WithPolicy(p))
-	require.NoError(t, err)
-	src := &recordingSource{Source: Static(map[string]string{"github-token": tokenValue})}
-	b, err := NewBroker(g, src)
-	require.NoError(t, err)
-	ctx, task, err := g.Begin(context.Background(), authz.TaskSpec{Agent: authz.Agent{ID: "a"}, Clearance: authz.Confidential})
-	require.NoError(t, err)
-	defer task.End()
+	b, src, ctx := realClockBroker(t, authz.DefaultTTL)
 	l, err := b.Lease(ctx, "github-token", TTL(time.Millisecond))
 	require.NoError(t, err)
 	require.Eventually(t, func() bool { return src.revoked.Load() == 1 }, 10*time.Second, time.Millisecond,
@@ -501,15 +483,8 @@ func TestEnvSource(t *testing.T) {
 // pending and no goroutine of the broker's is left.
 func TestCloseLeavesNothingRunning(t *testing.T) {
 	before := runtime.NumGoroutine()
-	p, err := authz.ParsePolicy("p.yaml", []byte(testPolicy))
-	require.NoError(t, err)
-	g, err := authz.New(authz.WithPolicy(p))
-	require.NoError(t, err)
-	src := &recordingSource{Source: Static(map[string]string{"github-token": tokenValue})}
-	b, err := NewBroker(g, src)
-	require.NoError(t, err)
-	ctx, task, err := g.Begin(context.Background(), authz.TaskSpec{Agent: authz.Agent{ID: "a"}, Clearance: authz.Confidential, TTL: time.Hour})
-	require.NoError(t, err)
+	b, src, ctx := realClockBroker(t, time.Hour)
+	task, _ := authz.TaskFrom(ctx)
 	var leases []*Lease
 	for range 50 {
 		l, err := b.Lease(ctx, "github-token", TTL(30*time.Minute))
@@ -572,4 +547,22 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+// realClockBroker returns a broker on the real clock over a recording
+// source holding tokenValue, and a context with a task of the given TTL
+// (ended when the test ends).
+func realClockBroker(t *testing.T, ttl time.Duration) (*Broker, *recordingSource, context.Context) {
+	t.Helper()
+	p, err := authz.ParsePolicy("p.yaml", []byte(testPolicy))
+	require.NoError(t, err)
+	g, err := authz.New(authz.WithPolicy(p))
+	require.NoError(t, err)
+	src := &recordingSource{Source: Static(map[string]string{"github-token": tokenValue})}
+	b, err := NewBroker(g, src)
+	require.NoError(t, err)
+	ctx, task, err := g.Begin(context.Background(), authz.TaskSpec{Agent: authz.Agent{ID: "a"}, Clearance: authz.Confidential, TTL: ttl})
+	require.NoError(t, err)
+	t.Cleanup(task.End)
+	return b, src, ctx
 }

@@ -189,10 +189,7 @@ func TestMintStandaloneVerifier(t *testing.T) {
 			t.Parallel()
 			f := newMintFixture(t, alg)
 			_, tok := f.issue(t, mintRequest("github"))
-			key := WithHMACVerifyKey([]byte(mintHMACText))
-			if alg == "EdDSA" {
-				key = WithEd25519PublicKey(mintEd25519Key(7).Public().(ed25519.PublicKey))
-			}
+			key := mintVerifyKey(alg)
 			v, err := NewVerifier(key, WithExpectedIssuer(mintIssuer), WithExpectedAudience(mintAudience),
 				WithVerifyClock(f.clock.Now), WithRevocationList(f.m.Revocations()))
 			require.NoError(t, err)
@@ -440,10 +437,7 @@ func TestVerifyLeeway(t *testing.T) {
 			t.Parallel()
 			f := newMintFixture(t, alg)
 			_, tok := f.issue(t, mintRequest("github"))
-			key := WithHMACVerifyKey([]byte(mintHMACText))
-			if alg == "EdDSA" {
-				key = WithEd25519PublicKey(mintEd25519Key(7).Public().(ed25519.PublicKey))
-			}
+			key := mintVerifyKey(alg)
 			lenient, err := NewVerifier(key, WithExpectedIssuer(mintIssuer), WithExpectedAudience(mintAudience),
 				WithVerifyClock(f.clock.Now), WithLeeway(time.Minute), WithRevocationList(f.m.Revocations()))
 			require.NoError(t, err)
@@ -946,4 +940,12 @@ func mintRand(seed uint64) io.Reader {
 	var s [32]byte
 	s[0] = byte(seed)
 	return rand.NewChaCha8(s)
+}
+
+// mintVerifyKey is the verification key option of the fixture's key for alg.
+func mintVerifyKey(alg string) VerifyOption {
+	if alg == "EdDSA" {
+		return WithEd25519PublicKey(mintEd25519Key(7).Public().(ed25519.PublicKey))
+	}
+	return WithHMACVerifyKey([]byte(mintHMACText))
 }
