@@ -373,8 +373,30 @@ func (t *Task) Labels() map[string]string { return maps.Clone(t.labels) }
 // Deadline returns the time at which the task ends at the latest.
 func (t *Task) Deadline() time.Time { return t.deadline }
 
-// Parent returns the parent task of a sub-task, or nil.
-func (t *Task) Parent() *Task { return t.parent }
+// ParentID returns the ID of the parent task of a sub-task, or "" for a
+// top-level task. No method hands out the parent *Task itself: code holding
+// a sub-task holds only the sub-task's authority.
+func (t *Task) ParentID() string {
+	if t.parent == nil {
+		return ""
+	}
+	return t.parent.id
+}
+
+// DescendsFrom reports whether a is a strict ancestor of t: t's parent, its
+// parent's parent, and so on. A task does not descend from itself; a nil a
+// is an ancestor of nothing.
+func (t *Task) DescendsFrom(a *Task) bool {
+	if a == nil {
+		return false
+	}
+	for p := t.parent; p != nil; p = p.parent {
+		if p == a {
+			return true
+		}
+	}
+	return false
+}
 
 // Depth returns 0 for a top-level task and parent depth + 1 for a sub-task.
 func (t *Task) Depth() int { return t.depth }

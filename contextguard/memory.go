@@ -246,7 +246,7 @@ func (m *Memory) Handoff(ctx context.Context, child *authz.Task, opts ...Handoff
 	if err := m.check(); err != nil {
 		return nil, err
 	}
-	if child == nil || !descends(child, m.task) {
+	if child == nil || !child.DescendsFrom(m.task) {
 		return nil, errors.New("contextguard: handoff target is not a sub-task of this memory's task")
 	}
 	var h handoff
@@ -269,15 +269,6 @@ func (m *Memory) Handoff(ctx context.Context, child *authz.Task, opts ...Handoff
 		}
 	}
 	return cm, nil
-}
-
-func descends(child, parent *authz.Task) bool {
-	for p := child.Parent(); p != nil; p = p.Parent() {
-		if p == parent {
-			return true
-		}
-	}
-	return false
 }
 
 func (m *Memory) check() error {
