@@ -190,3 +190,19 @@ func (t *Task) grant(digest, by string) {
 	}
 	t.grants[digest] = by
 }
+
+// Approver decides calls whose decision is Ask. It is the host's channel
+// to a person or to automation the host trusts: never let the model under
+// guard answer it. Approve may block (Authorize passes its context); an
+// error or a panic denies.
+type Approver interface {
+	Approve(ctx context.Context, c Call, d Decision) (bool, error)
+}
+
+// ApproverFunc adapts a function to [Approver].
+type ApproverFunc func(ctx context.Context, c Call, d Decision) (bool, error)
+
+// Approve calls f.
+func (f ApproverFunc) Approve(ctx context.Context, c Call, d Decision) (bool, error) {
+	return f(ctx, c, d)
+}

@@ -22,11 +22,8 @@ import (
 // Cost limits of policy expressions, in cel-go cost units (roughly one unit
 // per elementary operation).
 //
-// Every input a policy reads is bounded at the boundary except args and
-// task.calls: tool and intent, task and agent strings at most [MaxInputSize]
-// bytes, task lists and maps at most [MaxInputSize] entries, the canonical
-// destination at most [MaxDestinationSize] bytes; calls and tasks beyond
-// these bounds are refused. At load, the worst case of each expression is
+// Every input a policy reads is bounded at the boundary (see [MaxInputSize])
+// except args and task.calls. At load, the worst case of each expression is
 // estimated under these bounds (args and task.calls assumed to hold at most
 // MaxInputSize entries of MaxInputSize bytes) and refused above
 // [MaxEstimatedCost]. An expression whose worst case is within the limit
@@ -36,9 +33,6 @@ import (
 const (
 	MaxEstimatedCost = 1_000_000
 	MaxRuntimeCost   = 1_000_000
-
-	MaxInputSize       = 1024
-	MaxDestinationSize = 8192
 )
 
 // CEL type names of the objects policies see.

@@ -10,14 +10,6 @@ import (
 	"github.com/taskguard/taskguard/internal/glob"
 )
 
-// ShadowOutcome is what a shadow rule (or, under WithDryRun, the policy)
-// would have decided. It never changes the decision.
-type ShadowOutcome struct {
-	Rule   string
-	Effect Effect
-	Err    error // the rule failed to evaluate (it would have denied)
-}
-
 // Check decides whether the task in ctx may make call c. It never panics
 // and does not wait on anything, with one exception: a task found past its
 // deadline (with WithClock tasks start no timers) is ended there and then,

@@ -1,0 +1,327 @@
+package authz
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// ParsePolicy parses and compiles a YAML policy document. name is used in
+// errors, which have the form name:line:col: rule "x": message; every
+// problem of the document is reported, joined with [errors.Join].
+//
+// The document is a mapping with one key, rules, holding a list of rules
+// with the keys name, tools, effect, when and reason (see [Rule]). Unknown
+// keys are errors.
+func ParsePolicy(name string, src []byte) (*Policy, error) {
+	rules, errs := parseRules(name, src)
+	return finish(rules, errs)
+}
+
+// LoadPolicyFiles loads the YAML policy files matching the glob patterns
+// (filepath.Glob syntax), in lexical order per pattern, into one policy.
+// A pattern that matches no file is an error: a typo must not leave a
+// guard without its rules. Rule names must be unique across the files.
+func LoadPolicyFiles(patterns ...string) (*Policy, error) {
+	if len(patterns) == 0 {
+		return nil, errors.New("authz: LoadPolicyFiles: no file patterns")
+	}
+	var files []string
+	for _, pat := range patterns {
+		m, err := filepath.Glob(pat)
+		if err != nil {
+			return nil, fmt.Errorf("authz: policy pattern %q: %w", pat, err)
+		}
+		if len(m) == 0 {
+			return nil, fmt.Errorf("authz: policy pattern %q matches no file", pat)
+		}
+		slices.Sort(m)
+		for _, f := range m {
+			if !slices.Contains(files, f) {
+				files = append(files, f)
+			}
+		}
+	}
+	var rules []*rule
+	var errs []error
+	for _, f := range files {
+		src, err := os.ReadFile(f)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("authz: %w", err))
+			continue
+		}
+		rs, es := parseRules(f, src)
+		rules = append(rules, rs...)
+		errs = append(errs, es...)
+	}
+	return finish(rules, errs)
+}
+
+// maxPolicySize bounds a policy document.
+const maxPolicySize = 8 << 20
+
+func parseRules(file string, src []byte) ([]*rule, []error) {
+	perr := func(n *yaml.Node, rule, msg string, args ...any) error {
+		e := &PolicyError{File: file, Rule: rule, Msg: fmt.Sprintf(msg, args...)}
+		if n != nil {
+			e.Line, e.Col = n.Line, n.Column
+		}
+		return e
+	}
+	if len(src) > maxPolicySize {
+		return nil, []error{perr(nil, "", "policy is larger than %d bytes", maxPolicySize)}
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(src, &doc); err != nil {
+		return nil, []error{yamlError(file, err)}
+	}
+	if doc.Kind == 0 {
+		return nil, []error{perr(nil, "", "empty policy document")}
+	}
+	root := &doc
+	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
+		root = root.Content[0]
+	}
+	if root.Kind != yaml.MappingNode {
+		return nil, []error{perr(root, "", "policy must be a mapping with a rules list")}
+	}
+	var rulesNode *yaml.Node
+	var errs []error
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		k, v := root.Content[i], root.Content[i+1]
+		switch k.Value {
+		case "rules":
+			if rulesNode != nil {
+				errs = append(errs, perr(k, "", "duplicate key rules"))
+			}
+			rulesNode = v
+		default:
+			errs = append(errs, perr(k, "", "unknown key %q (want rules)", k.Value))
+		}
+	}
+	if rulesNode == nil {
+		return nil, append(errs, perr(root, "", "missing rules list"))
+	}
+	if rulesNode.Kind != yaml.SequenceNode {
+		return nil, append(errs, perr(rulesNode, "", "rules must be a list"))
+	}
+	var out []*rule
+	for _, rn := range rulesNode.Content {
+		r, rerrs := parseRule(file, rn, perr)
+		errs = append(errs, rerrs...)
+		if r != nil {
+			out = append(out, r)
+		}
+	}
+	return out, errs
+}
+
+func parseRule(file string, n *yaml.Node, perr func(*yaml.Node, string, string, ...any) error) (*rule, []error) {
+	if n.Kind != yaml.MappingNode {
+		return nil, []error{perr(n, "", "a rule must be a mapping")}
+	}
+	var r Rule
+	var errs []error
+	var whenNode *yaml.Node
+	seen := map[string]bool{}
+	// The name first, so every other error can name the rule.
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if k, v := n.Content[i], n.Content[i+1]; k.Value == "name" && v.Kind == yaml.ScalarNode {
+			r.Name = v.Value
+		}
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if seen[k.Value] {
+			errs = append(errs, perr(k, r.Name, "duplicate key %q", k.Value))
+			continue
+		}
+		seen[k.Value] = true
+		scalar := func() (string, bool) {
+			if v.Kind != yaml.ScalarNode || v.Tag == "!!null" {
+				errs = append(errs, perr(v, r.Name, "%s must be a string", k.Value))
+				return "", false
+			}
+			return v.Value, true
+		}
+		switch k.Value {
+		case "name":
+			scalar()
+		case "tools":
+			switch v.Kind {
+			case yaml.ScalarNode:
+				r.Tools = []string{v.Value}
+			case yaml.SequenceNode:
+				for _, t := range v.Content {
+					if t.Kind != yaml.ScalarNode {
+						errs = append(errs, perr(t, r.Name, "tools: each entry must be a string"))
+						continue
+					}
+					r.Tools = append(r.Tools, t.Value)
+				}
+			default:
+				errs = append(errs, perr(v, r.Name, "tools must be a list of tool patterns"))
+			}
+		case "effect":
+			if s, ok := scalar(); ok {
+				e, err := parseEffect(s)
+				if err != nil {
+					errs = append(errs, perr(v, r.Name, "effect %q: want allow, deny or ask", s))
+				}
+				r.Effect = e
+			}
+		case "when":
+			if v.Kind == yaml.ScalarNode && v.Tag == "!!bool" {
+				r.When = v.Value // when: true
+			} else if s, ok := scalar(); ok {
+				r.When = s
+			}
+			whenNode = v
+		case "reason":
+			if s, ok := scalar(); ok {
+				r.Reason = s
+			}
+		case "mode":
+			if s, ok := scalar(); ok {
+				switch s {
+				case "enforce":
+				case "shadow":
+					r.Mode = Shadow
+				default:
+					errs = append(errs, perr(v, r.Name, "mode %q: want enforce or shadow", s))
+				}
+			}
+		case "limit":
+			l, lerrs := parseLimit(v, r.Name, perr)
+			errs = append(errs, lerrs...)
+			r.Limit = l
+		default:
+			errs = append(errs, perr(k, r.Name, "unknown key %q (want name, tools, effect, when, reason, mode, limit)", k.Value))
+		}
+	}
+	for _, req := range []string{"name", "tools", "effect", "when"} {
+		if !seen[req] {
+			errs = append(errs, perr(n, r.Name, "missing %s", req))
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	at := &PolicyError{File: file, Line: n.Line, Col: n.Column, Rule: r.Name}
+	cr, cerrs := compileRule(r, at, whenPosition(whenNode))
+	return cr, cerrs
+}
+
+// parseLimit parses `limit: {rate: 10/m, burst: 5}`.
+func parseLimit(n *yaml.Node, rule string, perr func(*yaml.Node, string, string, ...any) error) (*Limit, []error) {
+	if n.Kind != yaml.MappingNode {
+		return nil, []error{perr(n, rule, "limit must be a mapping like {rate: 10/m, burst: 5}")}
+	}
+	l := &Limit{}
+	var errs []error
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		switch k.Value {
+		case "rate":
+			rate, per, err := parseRate(v.Value)
+			if err != nil {
+				errs = append(errs, perr(v, rule, "limit: %v", err))
+			}
+			l.Rate, l.Per = rate, per
+		case "burst":
+			b, err := strconv.Atoi(v.Value)
+			if err != nil || b <= 0 {
+				errs = append(errs, perr(v, rule, "limit: burst %q is not a positive integer", v.Value))
+			}
+			l.Burst = b
+		default:
+			errs = append(errs, perr(k, rule, "limit: unknown key %q (want rate, burst)", k.Value))
+		}
+	}
+	if l.Rate == 0 && len(errs) == 0 {
+		errs = append(errs, perr(n, rule, "limit: rate is required"))
+	}
+	if l.Burst == 0 {
+		l.Burst = 1
+	}
+	return l, errs
+}
+
+// whenPosition maps a position inside a when expression to the file: the
+// expression's first line starts at the scalar's column (plus the opening
+// quote); in a block scalar it starts on the next line.
+func whenPosition(n *yaml.Node) whenPos {
+	if n == nil {
+		return nil
+	}
+	return func(line, col int) (int, int) {
+		if line < 1 {
+			return n.Line, n.Column
+		}
+		switch n.Style {
+		case yaml.LiteralStyle, yaml.FoldedStyle:
+			// Content starts on the line after the indicator; the
+			// indentation is not known exactly, report the expression column.
+			return n.Line + line, col + 1
+		case yaml.DoubleQuotedStyle, yaml.SingleQuotedStyle:
+			if line == 1 {
+				return n.Line, n.Column + 1 + col
+			}
+		default:
+			if line == 1 {
+				return n.Line, n.Column + col
+			}
+		}
+		return n.Line + line - 1, col + 1
+	}
+}
+
+// yamlError turns a yaml syntax error into file:line: message.
+func yamlError(file string, err error) error {
+	msg := err.Error()
+	msg = strings.TrimPrefix(msg, "yaml: ")
+	// yaml.v3 reports "line N: message".
+	if rest, ok := strings.CutPrefix(msg, "line "); ok {
+		if i := strings.Index(rest, ":"); i > 0 {
+			if line, aerr := strconv.Atoi(rest[:i]); aerr == nil {
+				return &PolicyError{File: file, Line: line, Col: 1, Msg: "YAML: " + strings.TrimSpace(rest[i+1:])}
+			}
+		}
+	}
+	return &PolicyError{File: file, Msg: "YAML: " + msg}
+}
+
+// parseRate parses "N/unit" where unit is s, m, h or a Go duration ("10/m",
+// "100/1h", "5/30s").
+func parseRate(s string) (int, time.Duration, error) {
+	num, unit, ok := strings.Cut(strings.TrimSpace(s), "/")
+	if !ok {
+		return 0, 0, fmt.Errorf("rate %q: want N/unit like 10/m", s)
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(num))
+	if err != nil || n <= 0 {
+		return 0, 0, fmt.Errorf("rate %q: %q is not a positive integer", s, num)
+	}
+	var per time.Duration
+	switch unit = strings.TrimSpace(unit); unit {
+	case "s":
+		per = time.Second
+	case "m":
+		per = time.Minute
+	case "h":
+		per = time.Hour
+	default:
+		per, err = time.ParseDuration(unit)
+		if err != nil || per <= 0 {
+			return 0, 0, fmt.Errorf("rate %q: unit %q: want s, m, h or a duration", s, unit)
+		}
+	}
+	return n, per, nil
+}
