@@ -239,6 +239,21 @@ func networkScheme(scheme string) (port int, ok bool) {
 	return 0, false
 }
 
+// opaqueScheme reports the schemes whose authority names a resource rather
+// than a network host: "scheme://name" is [KindOther] with the name as
+// written (case preserved). The list is closed and documented in the package
+// documentation; every other scheme with "//" has its host parsed like an
+// http host.
+func opaqueScheme(scheme string) bool {
+	switch scheme {
+	case "db", "table", "secret", "vault", "kv", "cache", "memory",
+		"s3", "gs", "blob", "bucket", "queue", "topic",
+		"issue", "ticket", "doc", "tool":
+		return true
+	}
+	return false
+}
+
 // forbiddenScheme reports schemes that never name a destination and are
 // rejected even in scheme://name form.
 func forbiddenScheme(scheme string) bool {

@@ -298,16 +298,16 @@ func parseIPv4Number(s string) (uint64, bool) {
 
 // privateName reports host names that only resolve inside a private network:
 // single-label names (resolved through search domains, LLMNR or mDNS),
-// localhost and the special-use or conventionally internal suffixes below,
-// and the cloud metadata name metadata.google.internal. host is canonical.
+// loopback names (see loopbackName), the special-use or conventionally
+// internal suffixes below, and the cloud metadata name
+// metadata.google.internal. host is canonical.
 func privateName(host string) bool {
-	if strings.IndexByte(host, '.') < 0 {
+	if strings.IndexByte(host, '.') < 0 || loopbackName(host) {
 		return true
 	}
 	tld := host[strings.LastIndexByte(host, '.')+1:]
 	switch tld {
-	case "localhost", // RFC 6761
-		"local",                                      // RFC 6762 mDNS
+	case "local",                                     // RFC 6762 mDNS
 		"internal",                                   // ICANN private-use TLD; includes metadata.google.internal
 		"lan", "home", "corp", "intranet", "private": // RFC 6762 appendix G
 		return true
@@ -315,6 +315,40 @@ func privateName(host string) bool {
 		return host == "home.arpa" || strings.HasSuffix(host, ".home.arpa") // RFC 8375
 	}
 	return false
+}
+
+// loopbackName reports names that resolve to a loopback, local or
+// multicast address on a host without asking DNS: "localhost" and names
+// under it (RFC 6761), names under the localdomain, localdomain4 and
+// localdomain6 pseudo-domains, and the names the default hosts files of
+// Debian, Ubuntu, RHEL, Fedora, SUSE, Alpine and Docker images map
+// (ip6-localhost, ipv6-loopback, localhost6, ip6-allnodes, ...), plus
+// systemd's synthesized _gateway and _outbound. name is lower-case without a
+// trailing dot.
+func loopbackName(name string) bool {
+	switch name {
+	case "localhost", "localhost4", "localhost6",
+		"ip6-localhost", "ip6-loopback", "ip6-localnet", "ip6-mcastprefix",
+		"ip6-allnodes", "ip6-allrouters", "ip6-allhosts",
+		"ipv6-localhost", "ipv6-loopback", "ipv6-localnet", "ipv6-mcastprefix",
+		"ipv6-allnodes", "ipv6-allrouters", "ipv6-allhosts",
+		"_gateway", "_outbound", "loopback":
+		return true
+	}
+	tld := name[strings.LastIndexByte(name, '.')+1:]
+	switch tld {
+	case "localhost", "localdomain", "localdomain4", "localdomain6":
+		return true
+	}
+	return false
+}
+
+// ipLike reports whether name (ASCII, no trailing dot) must be an IP
+// address: a WHATWG host that ends in a number (the last label is all
+// decimal digits, or "0x" and hex digits). Such a name is parsed as IPv4
+// under every scheme, and is an error when it is not a valid address.
+func ipLike(name string) bool {
+	return name != "" && endsInNumber(name)
 }
 
 // privateIP reports addresses that are not globally routable unicast:

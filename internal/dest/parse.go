@@ -169,12 +169,11 @@ func parseScheme(raw, scheme, rest string) (Destination, error) {
 	if err != nil {
 		return fail(raw, "%v", err)
 	}
-	defPort, network := networkScheme(scheme)
 	if port == 0 {
-		port = defPort
+		port = defaultPort(scheme)
 	}
 	d := Destination{Kind: KindURL, Scheme: scheme, Port: port, Path: cp}
-	if !network {
+	if opaqueScheme(scheme) {
 		return parseOpaque(raw, d, host)
 	}
 	if host == "" {
@@ -243,7 +242,9 @@ func splitHostPort(auth string) (host string, port int, reason string) {
 	return host, n, ""
 }
 
-// parseOpaque finishes a scheme://name destination of a non-network scheme.
+// parseOpaque finishes a scheme://name destination of an opaque scheme. A
+// name that is IP-like (see ipLike) is parsed exactly like an http host, so
+// it becomes an IP address or an error, never a name.
 func parseOpaque(raw string, d Destination, name string) (Destination, error) {
 	d.Kind = KindOther
 	if d.Path == "/" {
@@ -274,13 +275,22 @@ func parseOpaque(raw string, d Destination, name string) (Destination, error) {
 		}
 	}
 	trimmed := strings.TrimRight(name, ".")
-	if ip, ok := parseIPv4(trimmed); ok && strings.Count(trimmed, ".") == 3 {
-		d.Host, d.IP, d.Private = ipv4String(trimmed, ip), ip, privateIP(ip)
+	if trimmed == "" {
+		return fail(raw, "invalid name %q: no labels", name)
+	}
+	if ipLike(trimmed) {
+		h, ip, err := canonHost(name, false)
+		if err != nil {
+			return fail(raw, "%v", err)
+		}
+		if !ip.IsValid() {
+			return fail(raw, "invalid IPv4 address %q", name)
+		}
+		d.Host, d.IP, d.Private = h, ip, privateIP(ip)
 		return d, nil
 	}
-	d.Host = name
-	lower := lowerASCII(trimmed)
-	d.Private = lower == "localhost" || strings.HasSuffix(lower, ".localhost")
+	d.Host = trimmed
+	d.Private = loopbackName(lowerASCII(trimmed))
 	return d, nil
 }
 
