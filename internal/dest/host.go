@@ -307,7 +307,7 @@ func privateName(host string) bool {
 	}
 	tld := host[strings.LastIndexByte(host, '.')+1:]
 	switch tld {
-	case "local",                                     // RFC 6762 mDNS
+	case "local", // RFC 6762 mDNS
 		"internal",                                   // ICANN private-use TLD; includes metadata.google.internal
 		"lan", "home", "corp", "intranet", "private": // RFC 6762 appendix G
 		return true
