@@ -100,8 +100,8 @@ func parseScheme(raw, scheme, rest string) (Destination, error) {
 			if err := checkEscapes(rest[i:]); err != nil {
 				return fail(raw, "%v in query or fragment", err)
 			}
-			if field, ok := recipientField(rest[i:]); ok {
-				return fail(raw, "mailto header %q adds recipients", field)
+			if reason := checkMailtoHeaders(rest[i:]); reason != "" {
+				return fail(raw, "%s", reason)
 			}
 			rest = rest[:i]
 		}
@@ -111,6 +111,9 @@ func parseScheme(raw, scheme, rest string) (Destination, error) {
 		}
 		if _, reason := scanText(addr); reason != "" {
 			return fail(raw, "decoded mailto address has %s", reason)
+		}
+		if strings.ContainsAny(addr, ",;") {
+			return fail(raw, "mailto with several recipients (',' or ';' in the address)")
 		}
 		return parseEmail(raw, addr)
 	case scheme == "file":
@@ -386,36 +389,61 @@ func checkLocalPart(user string) string {
 	return ""
 }
 
-// recipientField reports a mailto header field ("?to=", "&cc=", "&bcc=",
-// compared ignoring case and percent-encoding) that adds recipients beyond
-// the address, which would escape the destination policies see. tail starts
-// with '?' or '#'.
-func recipientField(tail string) (string, bool) {
-	if tail[0] != '?' {
-		return "", false
+// checkMailtoHeaders checks the header fields of a mailto: URL; tail starts
+// with '?' or '#'. Only "subject" and "body" are allowed (RFC 6068 lets
+// "to", "cc", "bcc" and any other header add recipients or rewrite the
+// message). Field names are compared after percent-decoding and ignoring
+// case; a fragment, a second '?', ';' (a separator to some clients), an
+// empty or nameless field, and a value that decodes to CR, LF or any other
+// control character (header injection) are rejected. It returns "" or the
+// reason, which never repeats a value.
+func checkMailtoHeaders(tail string) string {
+	if tail[0] == '#' {
+		return "fragment in mailto URL"
 	}
 	q := tail[1:]
-	if i := strings.IndexByte(q, '#'); i >= 0 {
-		q = q[:i]
+	switch {
+	case strings.IndexByte(q, '#') >= 0:
+		return "fragment in mailto URL"
+	case strings.IndexByte(q, '?') >= 0:
+		return "second '?' in mailto header fields"
+	case strings.IndexByte(q, ';') >= 0:
+		return "';' in mailto header fields"
+	case q == "":
+		return "empty mailto header fields"
 	}
 	for q != "" {
 		field := q
 		if i := strings.IndexByte(q, '&'); i >= 0 {
 			field, q = q[:i], q[i+1:]
+			if q == "" {
+				return "empty mailto header field"
+			}
 		} else {
 			q = ""
 		}
-		name := field
-		if i := strings.IndexByte(field, '='); i >= 0 {
-			name = field[:i]
+		name, value, ok := strings.Cut(field, "=")
+		if !ok || name == "" {
+			return "mailto header field without a name or '='"
 		}
-		if dec, err := percentDecode(name); err == nil {
-			name = dec
+		dec, err := percentDecode(name)
+		if err != nil {
+			return "invalid percent-escape in mailto header name"
 		}
-		switch strings.ToLower(strings.TrimSpace(name)) {
-		case "to", "cc", "bcc", "resent-to", "resent-cc", "resent-bcc":
-			return name, true
+		switch strings.ToLower(dec) {
+		case "subject", "body":
+		case "to", "cc", "bcc", "resent-to", "resent-cc", "resent-bcc", "reply-to", "from", "sender":
+			return "mailto header " + quote(strings.ToLower(dec)) + " adds recipients"
+		default:
+			return "mailto header field other than subject and body"
+		}
+		v, err := percentDecode(value)
+		if err != nil {
+			return "invalid percent-escape in mailto " + strings.ToLower(dec)
+		}
+		if _, reason := scanText(v); reason != "" {
+			return "mailto " + strings.ToLower(dec) + " has " + reason + " (header injection)"
 		}
 	}
-	return "", false
+	return ""
 }

@@ -1,14 +1,16 @@
 package dest
 
 import (
+	"errors"
 	"fmt"
 	"path"
 	"strings"
+	"unicode/utf8"
 )
 
 // pathLiteral reports bytes that appear unencoded in a canonical URL path:
-// RFC 3986 unreserved characters, sub-delimiters, ':', '@' and '/'. Every
-// other byte is percent-encoded with upper-case hex digits.
+// RFC 3986 unreserved characters, sub-delimiters other than ';', ':', '@'
+// and '/'. Every other byte is percent-encoded with upper-case hex digits.
 func pathLiteral(c byte) bool {
 	switch {
 	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
@@ -16,7 +18,7 @@ func pathLiteral(c byte) bool {
 	}
 	switch c {
 	case '-', '.', '_', '~', // unreserved
-		'!', '$', '&', '\'', '(', ')', '*', '+', ',', ';', '=', // sub-delims
+		'!', '$', '&', '\'', '(', ')', '*', '+', ',', '=', // sub-delims but ';'
 		':', '@', '/':
 		return true
 	}
@@ -27,38 +29,42 @@ const upperHex = "0123456789ABCDEF"
 
 // canonURLPath canonicalises the path of a URL (everything between the
 // authority and '?' or '#'). Percent-escapes of bytes that may appear
-// literally (see pathLiteral), including "%2F" and "%2E", are decoded; all
-// other bytes are percent-encoded with upper-case hex; the result is cleaned
-// like path.Clean, with ".." never above the root. It returns "" for an empty
+// literally (see pathLiteral), including "%2E", are decoded; all other bytes
+// are percent-encoded with upper-case hex; the result is cleaned like
+// path.Clean, with ".." never above the root. It returns "" for an empty
 // path. An already canonical path is returned without allocating.
+//
+// Spellings that common servers (nginx, Apache, Tomcat and Spring, Node, Go
+// net/http) route differently are rejected, never guessed: a backslash, ';'
+// (path parameters, which servlet containers strip and others keep), encoded
+// '/', '\', ';' and '%' (decoded once more by some servers and proxies),
+// control characters, decoded bytes that are not UTF-8 (overlong forms of
+// '.' and '/'), compatibility forms of '.', '/' and '\' ("%EF%BC%8F", a
+// fullwidth solidus), and dot segments in a path with empty segments
+// ("/a//../b" is /b to servers that merge slashes and /a to others).
 func canonURLPath(p string) (string, error) {
 	if p == "" {
 		return "", nil
 	}
-	if strings.IndexByte(p, '\\') >= 0 {
-		return "", fmt.Errorf("backslash in path %q (some clients treat it as '/')", p)
-	}
-	s, semi := p, false
+	s := p
 	for i := 0; i < len(p); i++ {
 		c := p[i]
+		if c == '\\' {
+			return "", fmt.Errorf("backslash in path %q (some clients treat it as '/')", p)
+		}
 		if c == ';' {
-			semi = true
-		} else if c == '%' || !pathLiteral(c) {
+			return "", fmt.Errorf("';' in path %q (path parameters: some servers strip them, others do not)", p)
+		}
+		if c == '%' || !pathLiteral(c) {
 			var err error
 			if s, err = normalizePath(p, i); err != nil {
 				return "", err
 			}
-			if i := doubleEncoded(s); i >= 0 {
-				return "", fmt.Errorf("double percent-encoded %q in path %q", s[i:i+5], p)
-			}
-			semi = strings.IndexByte(s, ';') >= 0
 			break
 		}
 	}
-	if semi {
-		if seg, ok := dotSegmentParams(s); ok {
-			return "", fmt.Errorf("dot segment with parameters %q in path %q", seg, p)
-		}
+	if seg, ok := dotWithEmptySegment(s); ok {
+		return "", fmt.Errorf("dot segment %q in a path with empty segments %q (servers that merge slashes resolve it differently)", seg, p)
 	}
 	return path.Clean(s), nil
 }
@@ -70,9 +76,14 @@ func normalizePath(p string, i int) (string, error) {
 	for ; i < len(p); i++ {
 		c := p[i]
 		if c != '%' {
-			if pathLiteral(c) {
+			switch {
+			case c == '\\':
+				return "", fmt.Errorf("backslash in path %q (some clients treat it as '/')", p)
+			case c == ';':
+				return "", fmt.Errorf("';' in path %q (path parameters: some servers strip them, others do not)", p)
+			case pathLiteral(c):
 				b = append(b, c)
-			} else {
+			default:
 				b = append(b, '%', upperHex[c>>4], upperHex[c&15])
 			}
 			continue
@@ -87,6 +98,12 @@ func normalizePath(p string, i int) (string, error) {
 			return "", fmt.Errorf("percent-encoded control character %q in path %q", p[i:i+3], p)
 		case d == '\\':
 			return "", fmt.Errorf("percent-encoded backslash %q in path %q", p[i:i+3], p)
+		case d == '/':
+			return "", fmt.Errorf("percent-encoded slash %q in path %q (servers disagree on whether it separates segments)", p[i:i+3], p)
+		case d == '%':
+			return "", fmt.Errorf("percent-encoded percent sign %q in path %q (servers that decode twice read it differently)", p[i:i+3], p)
+		case d == ';':
+			return "", fmt.Errorf("percent-encoded ';' %q in path %q (path parameters: some servers strip them, others do not)", p[i:i+3], p)
 		case pathLiteral(d):
 			b = append(b, d)
 		default:
@@ -94,30 +111,80 @@ func normalizePath(p string, i int) (string, error) {
 		}
 		i += 2
 	}
+	if reason := checkPathRunes(p, b); reason != "" {
+		return "", errors.New(reason)
+	}
 	return string(b), nil
 }
 
-// doubleEncoded returns the offset of an encoded '%' followed by the hex
-// digits of '.', '/' or '\' ("%252e", "%252f", "%255c"), which a server that
-// decodes twice would turn into a traversal, or -1.
-func doubleEncoded(s string) int {
-	for i := 0; ; {
-		j := strings.Index(s[i:], "%25")
-		if j < 0 || i+j+5 > len(s) {
-			return -1
+// checkPathRunes checks the non-ASCII bytes of the normalised path b
+// (percent-encoded, upper-case hex): decoded, they must be valid UTF-8 and
+// no code point may be a compatibility form of '.', '/' or '\', which some
+// servers fold to ASCII before routing. p is the input, for the message.
+func checkPathRunes(p string, b []byte) string {
+	var buf []byte
+	for i := 0; i < len(b); i++ {
+		if b[i] != '%' || i+2 >= len(b) {
+			continue
 		}
-		i += j
-		switch x, y := s[i+3], s[i+4]|0x20; {
-		case x == '2' && (y == 'e' || y == 'f'), x == '5' && y == 'c':
-			return i
+		d := byte(unhex(b[i+1])<<4 | unhex(b[i+2]))
+		if d < 0x80 {
+			continue
 		}
-		i += 3
+		// Collect the run of encoded non-ASCII bytes starting here.
+		buf = buf[:0]
+		j := i
+		for j+2 < len(b) && b[j] == '%' {
+			d := byte(unhex(b[j+1])<<4 | unhex(b[j+2]))
+			if d < 0x80 {
+				break
+			}
+			buf = append(buf, d)
+			j += 3
+		}
+		for k := 0; k < len(buf); {
+			r, size := utf8.DecodeRune(buf[k:])
+			if r == utf8.RuneError && size <= 1 {
+				return fmt.Sprintf("percent-encoded bytes in path %q are not UTF-8", p)
+			}
+			if confusableSeparator(r) {
+				return fmt.Sprintf("%U in path %q is a compatibility form of '.', '/' or '\\'", r, p)
+			}
+			k += size
+		}
+		i = j - 1
 	}
+	return ""
 }
 
-// dotSegmentParams reports a "." or ".." segment carrying ";parameters"
-// ("/..;/admin"), which some servers resolve as a dot segment.
-func dotSegmentParams(s string) (string, bool) {
+// confusableSeparator reports code points whose compatibility decomposition
+// (NFKC) contains '.', '/' or '\'; TestConfusableSeparators checks the list
+// against golang.org/x/text/unicode/norm.
+func confusableSeparator(r rune) bool {
+	switch r {
+	case 0x2024, 0x2025, 0x2026, // one, two, three dot leader
+		0x2044,         // fraction slash (NFKC keeps it; listed for safety)
+		0x2215,         // division slash (listed for safety)
+		0x2488, 0x2489, 0x248A, 0x248B, 0x248C, 0x248D, 0x248E, 0x248F, 0x2490, 0x2491,
+		0x2492, 0x2493, 0x2494, 0x2495, 0x2496, 0x2497, 0x2498, 0x2499, 0x249A, 0x249B, // digit full stop
+		0xFE52, // small full stop
+		0xFE68, // small reverse solidus
+		0xFF0E, // fullwidth full stop
+		0xFF0F, // fullwidth solidus
+		0xFF3C, // fullwidth reverse solidus
+		0x1F100, 0x1F101, 0x1F102, 0x1F103, 0x1F104, 0x1F105, 0x1F106, 0x1F107, 0x1F108, 0x1F109, 0x1F10A: // digit full stop / comma
+		return true
+	}
+	return false
+}
+
+// dotWithEmptySegment reports a "." or ".." segment in a path that also has
+// an empty segment ("//"): servers that merge slashes before resolving dot
+// segments and servers that do not reach different places.
+func dotWithEmptySegment(s string) (string, bool) {
+	if !strings.Contains(s, "//") || !strings.Contains(s, "/.") {
+		return "", false
+	}
 	for rest := s; rest != ""; {
 		seg := rest
 		if i := strings.IndexByte(rest, '/'); i >= 0 {
@@ -125,7 +192,7 @@ func dotSegmentParams(s string) (string, bool) {
 		} else {
 			rest = ""
 		}
-		if j := strings.IndexByte(seg, ';'); j >= 0 && (seg[:j] == "." || seg[:j] == "..") {
+		if seg == "." || seg == ".." {
 			return seg, true
 		}
 	}
