@@ -163,15 +163,15 @@ func checkPathRunes(p string, b []byte) string {
 func confusableSeparator(r rune) bool {
 	switch r {
 	case 0x2024, 0x2025, 0x2026, // one, two, three dot leader
-		0x2044,         // fraction slash (NFKC keeps it; listed for safety)
-		0x2215,         // division slash (listed for safety)
+		0x2044, // fraction slash (NFKC keeps it; listed for safety)
+		0x2215, // division slash (listed for safety)
 		0x2488, 0x2489, 0x248A, 0x248B, 0x248C, 0x248D, 0x248E, 0x248F, 0x2490, 0x2491,
 		0x2492, 0x2493, 0x2494, 0x2495, 0x2496, 0x2497, 0x2498, 0x2499, 0x249A, 0x249B, // digit full stop
-		0xFE52, // small full stop
-		0xFE68, // small reverse solidus
-		0xFF0E, // fullwidth full stop
-		0xFF0F, // fullwidth solidus
-		0xFF3C, // fullwidth reverse solidus
+		0xFE52,                                                                                            // small full stop
+		0xFE68,                                                                                            // small reverse solidus
+		0xFF0E,                                                                                            // fullwidth full stop
+		0xFF0F,                                                                                            // fullwidth solidus
+		0xFF3C,                                                                                            // fullwidth reverse solidus
 		0x1F100, 0x1F101, 0x1F102, 0x1F103, 0x1F104, 0x1F105, 0x1F106, 0x1F107, 0x1F108, 0x1F109, 0x1F10A: // digit full stop / comma
 		return true
 	}
