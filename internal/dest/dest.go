@@ -247,7 +247,7 @@ func networkScheme(scheme string) (port int, ok bool) {
 func opaqueScheme(scheme string) bool {
 	switch scheme {
 	case "db", "table", "secret", "vault", "kv", "cache", "memory",
-		"s3", "gs", "blob", "bucket", "queue", "topic",
+		"s3", "gs", "bucket", "queue", "topic",
 		"issue", "ticket", "doc", "tool":
 		return true
 	}

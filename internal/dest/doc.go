@@ -20,6 +20,7 @@
 //   - IP literals
 //   - Private destinations
 //   - Files
+//   - Files and symbolic links
 //   - E-mail
 //   - Opaque names
 //   - Text that is always rejected
@@ -56,11 +57,14 @@
 //
 // # URLs
 //
-// "scheme://authority/path?query#fragment" with a network scheme is
-// [KindURL]. Network schemes are http, https, ws, wss and ftp, and also
-// well-known protocols whose authority is a host (ssh, sftp, git, ldap, smtp,
-// imap, redis, postgres, mysql, mongodb, amqp, mqtt, socks5 and others; see
-// the list in dest.go). The scheme is lower-cased.
+// "scheme://authority/path?query#fragment" with any scheme that is not
+// opaque (see Opaque names) is [KindURL], and its host is parsed exactly as
+// an http host: "redis://0x7f.1/", "ftp://2130706433",
+// "gopher://[::ffff:127.0.0.1]" and "foo+bar://169.254.169.254" are all IP
+// addresses with Private set. Well-known protocols (http, https, ws, wss,
+// ftp, ssh, sftp, git, ldap, smtp, imap, redis, postgres, mysql, mongodb,
+// amqp, mqtt, socks5 and others; see the list in dest.go) have a default
+// port; other schemes have none. The scheme is lower-cased.
 //
 //   - Userinfo ("user@" or "user:pass@" before the host) is rejected, which
 //     defeats "https://github.com@evil.com/". This includes ssh://git@host
@@ -80,20 +84,28 @@
 // The canonical path is RFC 3986 normalised and then cleaned:
 //
 //   - Percent-escapes of bytes that may appear literally in a path —
-//     unreserved characters, sub-delimiters !$&'()*+,;=, ':' and '@' — are
-//     decoded, and so are "%2F" (to '/') and "%2E" (to '.'), because servers
-//     commonly decode them before routing. Every other byte, including
-//     non-ASCII bytes, is percent-encoded with upper-case hex, so Path is
-//     ASCII and unambiguous ("%25" stays "%25", "é" becomes "%C3%A9").
+//     unreserved characters, the sub-delimiters !$&'()*+,= (not ';'), ':'
+//     and '@' — are decoded, including "%2E" (to '.'), because servers
+//     decode them before routing. Every other byte, including non-ASCII
+//     bytes, is percent-encoded with upper-case hex, so Path is ASCII and
+//     unambiguous ("é" becomes "%C3%A9").
 //   - Dot segments are then resolved as by [path.Clean], never above "/"
 //     ("/a/%2e%2e/b" is "/b", "/../x" is "/x"), repeated slashes collapse
 //     and a trailing slash is dropped except for the root. An empty path is
 //     "/".
-//   - Rejected: invalid escapes ("%zz", "%4"), encoded control characters
-//     ("%00", "%0a"), encoded backslash ("%5C"), double-encoded dots,
-//     slashes and backslashes ("%252e", "%252f", "%255c", which a server that
-//     decodes twice would turn into a traversal) and "." or ".." segments
-//     with parameters ("/..;/admin", a known servlet-container traversal).
+//   - Rejected, because common servers (nginx, Apache, Tomcat and Spring,
+//     Node, Go net/http) route these spellings differently and a rule could
+//     see one place while the server serves another: invalid escapes ("%zz",
+//     "%4"); encoded control characters ("%00", "%0a"); a backslash, raw or
+//     encoded ("%5C"); an encoded slash ("%2F", a separator to some servers
+//     and part of a segment to others); an encoded percent sign ("%25", so
+//     "%252e" and every other double encoding); ';' raw or encoded ("%3B":
+//     servlet containers strip ";jsessionid=..." path parameters and resolve
+//     "/..;/", others do not); escapes that are not UTF-8 (overlong forms
+//     such as "%C0%AE"); compatibility forms of '.', '/' and '\' (fullwidth
+//     "%EF%BC%8F", "․", "‥"); and "." or ".." segments in a path that also
+//     has empty segments ("/a//../b": /b to servers that merge slashes, /a
+//     to others).
 //
 // # Hosts
 //
@@ -146,10 +158,17 @@
 //     IPv4-translated ::ffff:0:a.b.c.d, NAT64 64:ff9b::/96, 6to4 2002::/16
 //     and Teredo 2001::/32 (server or client address).
 //   - Names: any single-label name (resolved through search domains, LLMNR
-//     or mDNS, such as "localhost", "intranet" or GCE's "metadata"), and
-//     names under localhost, local, internal (which covers
-//     metadata.google.internal), home.arpa, and the conventionally private
-//     lan, home, corp, intranet and private.
+//     or mDNS, such as "localhost", "intranet" or GCE's "metadata"); the
+//     names default hosts files map to loopback or local addresses
+//     (localhost4, localhost6, ip6-localhost, ip6-loopback, ip6-localnet,
+//     ip6-mcastprefix, ip6-allnodes, ip6-allrouters, ip6-allhosts, their
+//     ipv6- spellings, systemd's _gateway and _outbound, loopback); and
+//     names under localhost, localdomain, localdomain4, localdomain6
+//     (localhost.localdomain, localhost6.localdomain6), local, internal
+//     (which covers metadata.google.internal), home.arpa, and the
+//     conventionally private lan, home, corp, intranet and private. Names
+//     are compared after canonicalisation, so case and trailing dots do not
+//     matter, and the same names are Private as e-mail domains.
 //
 // Private says nothing about where a public name resolves; policies that
 // must stop DNS rebinding need to check resolved addresses too.
@@ -170,34 +189,61 @@
 //     cleaned too ("../x" with workdir /workspace is /x). Without a workdir
 //     they are an error.
 //
+// # Files and symbolic links
+//
+// Parse never touches the file system, so a path through a symbolic link
+// ("/workspace/link/passwd" with link pointing to /etc) is judged by its
+// text. [Resolve] resolves the links in the existing part of a file path and
+// returns the real path, which policies should see instead. A check cannot
+// close the race with a later open (time of check to time of use): the link
+// can change between Resolve and the tool opening the file. The guarded
+// opener in authz/fsguard closes it by opening through an [os.Root] confined
+// to the allowed directory, so a link or ".." that escapes fails at open
+// time; Resolve makes the decision match what the open will reach in the
+// common case and fails closed on loops, dangling links and permission
+// errors.
+//
 // # E-mail
 //
-// "mailto:user@host" (its query such as "?subject=" dropped, the address
-// percent-decoded) and bare "user@host" are [KindEmail] with Scheme
+// "mailto:user@host" (the address percent-decoded, its query dropped) and
+// bare "user@host" are [KindEmail] with Scheme
 // "mailto", User the local part with its case preserved, and Host the domain
 // canonicalised like a URL host (so IP literals and Private apply). Exactly
 // one '@' is required, and both sides must be non-empty. The local part must
 // be an unquoted dot-atom of ASCII letters, digits and .-_+=&'*^`{|}~$;
 // quoted local parts and '%', '!', '/', '?' and '#' (mail-routing tricks or
 // URL syntax) are rejected, as are address literals such as
-// "user@[192.0.2.1]" and several recipients.
+// "user@[192.0.2.1]" and several recipients (a second '@', ',' or ';').
+//
+// A mailto: query may only hold "subject" and "body" fields (names
+// percent-decoded and compared ignoring case). Anything that could add a
+// recipient or a header is rejected: "to", "cc", "bcc" and every other field
+// name in any spelling, a value that decodes to CR, LF or another control
+// character, a second '?', ';', a fragment, and empty or nameless fields.
 //
 // # Opaque names
 //
-// "scheme://name[:port][/path]" with a scheme that is not a network scheme
-// (db://orders, secret://github-token, s3://bucket/key) is [KindOther].
+// "scheme://name[:port][/path]" is [KindOther] for the opaque schemes, whose
+// authority names a resource rather than a network host: db, table, secret,
+// vault, kv, cache, memory, s3, gs, bucket, queue, topic, issue,
+// ticket, doc and tool. Every other scheme is parsed as a URL (see URLs).
 // javascript:, data:, vbscript:, blob:, about:, view-source: and
 // filesystem: are always rejected, and any other scheme without "//" is
 // rejected.
 //
 //   - Host is the name as written, case preserved (compare names with
-//     glob.Host, which ignores case), after decoding percent-escapes; it must
-//     be non-empty and consist of ASCII letters, digits, '-', '.', '_' and
-//     '~'. Userinfo is rejected as for URLs.
-//   - A name that is a bracketed IPv6 address or a four-part IPv4 address in
-//     any WHATWG spelling becomes that IP, so Private applies; "localhost"
-//     and "*.localhost" names are Private. Other names, numeric or not
-//     ("issue://1234"), stay names.
+//     glob.Host, which ignores case), after decoding percent-escapes and
+//     removing trailing dots; it must be non-empty and consist of ASCII
+//     letters, digits, '-', '.', '_' and '~'. Userinfo is rejected as for
+//     URLs.
+//   - A name that is IP-like is never a name: a bracketed IPv6 address, or a
+//     name whose last label is a number (decimal digits, or "0x" and hex
+//     digits, as WHATWG defines for http hosts) becomes that IP address,
+//     parsed exactly like an http host, so "db://127.1" and
+//     "issue://1234" (0.0.4.210) are addresses with Private set, and an
+//     IP-like name that is not a valid address ("db://1.2.3.4.5",
+//     "db://orders.1") is an error. The loopback names listed under Private
+//     destinations ("db://localhost", "db://ip6-localhost") are Private.
 //   - Port is the explicit port or 0. Path is canonicalised like a URL path,
 //     except that an empty or "/" path is "".
 //

@@ -204,7 +204,7 @@ func checkNetURL(t *testing.T, raw string) {
 			t.Fatalf("Parse(%q): IP %v, net/url host %q", raw, d.IP, h)
 		}
 	case d.Kind == dest.KindOther:
-		if !strings.EqualFold(d.Host, u.Hostname()) && !strings.Contains(auth, "%") {
+		if !strings.EqualFold(d.Host, strings.TrimRight(u.Hostname(), ".")) && !strings.Contains(auth, "%") {
 			t.Fatalf("Parse(%q): name %q, net/url host %q", raw, d.Host, u.Hostname())
 		}
 	case h != d.Host:
