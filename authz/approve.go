@@ -55,7 +55,7 @@ func (f GranterFunc) Approve(ctx context.Context, c Call, d Decision) (bool, err
 // approver error or panic, no answer within the approval timeout, and a
 // done context all deny. Authorize blocks while the approver does.
 func (g *Guard) Authorize(ctx context.Context, c Call) error {
-	d := g.decide(ctx, &c, true, nil)
+	d := g.decide(ctx, c, true, nil)
 	switch d.Effect {
 	case Allow:
 	case Ask:

@@ -144,7 +144,7 @@ func (p *provider) NewValue(name string, fields map[string]ref.Val) ref.Val {
 // taskView is the task as one evaluation sees it.
 type taskView struct {
 	t   *Task
-	now time.Time
+	act *activation
 }
 
 func str(s string) ref.Val { return types.String(s) }
@@ -169,11 +169,11 @@ func newProvider() (*provider, error) {
 		"depth":     {types.IntType, func(v any) ref.Val { return types.Int(v.(*taskView).t.depth) }},
 		"age": {types.DurationType, func(v any) ref.Val {
 			tv := v.(*taskView)
-			return types.Duration{Duration: tv.now.Sub(tv.t.start)}
+			return types.Duration{Duration: tv.act.time().Sub(tv.t.start)}
 		}},
 		"remaining": {types.DurationType, func(v any) ref.Val {
 			tv := v.(*taskView)
-			return types.Duration{Duration: tv.t.deadline.Sub(tv.now)}
+			return types.Duration{Duration: tv.t.deadline.Sub(tv.act.time())}
 		}},
 		"calls": {types.NewMapType(types.StringType, types.IntType), func(v any) ref.Val {
 			calls := v.(*taskView).t.Calls()
@@ -194,20 +194,20 @@ func newProvider() (*provider, error) {
 		"sources":     {stringList, func(v any) ref.Val { return stringListVal(v.(*Taint).Sources) }},
 	})
 	p.objects[celDestination] = defineObject(map[string]field{
-		"kind":    {types.StringType, func(v any) ref.Val { return str(v.(*dest.Destination).Kind.String()) }},
-		"scheme":  {types.StringType, func(v any) ref.Val { return str(v.(*dest.Destination).Scheme) }},
-		"host":    {types.StringType, func(v any) ref.Val { return str(v.(*dest.Destination).Host) }},
-		"port":    {types.IntType, func(v any) ref.Val { return types.Int(v.(*dest.Destination).Port) }},
-		"path":    {types.StringType, func(v any) ref.Val { return str(v.(*dest.Destination).Path) }},
-		"user":    {types.StringType, func(v any) ref.Val { return str(v.(*dest.Destination).User) }},
-		"private": {types.BoolType, func(v any) ref.Val { return types.Bool(v.(*dest.Destination).Private) }},
+		"kind":    {types.StringType, func(v any) ref.Val { return str(v.(*destView).d.Kind.String()) }},
+		"scheme":  {types.StringType, func(v any) ref.Val { return str(v.(*destView).d.Scheme) }},
+		"host":    {types.StringType, func(v any) ref.Val { return v.(*destView).host() }},
+		"port":    {types.IntType, func(v any) ref.Val { return types.Int(v.(*destView).d.Port) }},
+		"path":    {types.StringType, func(v any) ref.Val { return str(v.(*destView).d.Path) }},
+		"user":    {types.StringType, func(v any) ref.Val { return str(v.(*destView).d.User) }},
+		"private": {types.BoolType, func(v any) ref.Val { return types.Bool(v.(*destView).d.Private) }},
 		"ip": {types.StringType, func(v any) ref.Val {
-			if d := v.(*dest.Destination); d.IP.IsValid() {
+			if d := &v.(*destView).d; d.IP.IsValid() {
 				return str(d.IP.String())
 			}
 			return str("")
 		}},
-		"canonical": {types.StringType, func(v any) ref.Val { return str(v.(*dest.Destination).String()) }},
+		"canonical": {types.StringType, func(v any) ref.Val { return str(v.(*destView).d.String()) }},
 	})
 	return p, nil
 }
@@ -484,14 +484,36 @@ func (p *program) eval(act *activation) (bool, error) {
 
 // activation resolves the CEL variables of one check. It is pooled.
 type activation struct {
+	g     *Guard
 	task  taskView
 	agent object
 	tv    object
 	dv    object
 	call  Call
-	dest  dest.Destination
+	dest  destView
 	canon []byte // buffer for the canonical destination
 	args  ref.Val
+
+	// now is read from the guard's clock on first use: most decisions
+	// need no time.
+	now    time.Time
+	nowSet bool
+}
+
+// destView is the destination as policies see it. The host's CEL value is
+// kept across the pooled activation's uses: a call to the same host as the
+// previous one on this activation boxes nothing.
+type destView struct {
+	d        dest.Destination
+	hostVal  ref.Val
+	hostText string
+}
+
+func (v *destView) host() ref.Val {
+	if v.hostVal == nil || v.hostText != v.d.Host {
+		v.hostText, v.hostVal = v.d.Host, types.String(v.d.Host)
+	}
+	return v.hostVal
 }
 
 var activations = sync.Pool{New: func() any {
@@ -499,28 +521,46 @@ var activations = sync.Pool{New: func() any {
 	a.agent.typ = agentType
 	a.tv.typ = taskType
 	a.tv.v = &a.task
+	a.task.act = a
 	a.dv.typ = destType
 	a.dv.v = &a.dest
 	return a
 }}
 
-func newActivation(t *Task, c *Call, now time.Time) *activation {
+func newActivation(g *Guard, t *Task, c *Call) *activation {
 	a := activations.Get().(*activation)
-	a.task = taskView{t: t, now: now}
+	a.g = g
+	a.task.t = t
 	a.agent.v = t
 	a.call = *c
 	return a
 }
 
+// setDest sets the canonical destination.
+func (a *activation) setDest(d dest.Destination) { a.dest.d = d }
+
+// time returns the decision's now, reading the clock once.
+func (a *activation) time() time.Time {
+	if !a.nowSet {
+		a.now, a.nowSet = a.g.clock(), true
+	}
+	return a.now
+}
+
 func (a *activation) release() {
-	a.task = taskView{}
+	a.g = nil
+	a.task.t = nil
 	a.agent.v = nil
 	a.call = Call{}
-	a.dest = dest.Destination{}
+	a.dest.d = dest.Destination{}
 	if cap(a.canon) > 2*MaxDestinationSize {
 		a.canon = nil
 	}
+	if len(a.dest.hostText) > MaxInputSize {
+		a.dest.hostText, a.dest.hostVal = "", nil
+	}
 	a.args = nil
+	a.now, a.nowSet = time.Time{}, false
 	activations.Put(a)
 }
 
@@ -553,7 +593,7 @@ func (a *activation) ResolveName(name string) (any, bool) {
 		}
 		return a.args, true
 	case "now":
-		return types.Timestamp{Time: a.task.now}, true
+		return types.Timestamp{Time: a.time()}, true
 	}
 	return nil, false
 }

@@ -70,7 +70,7 @@ type Explanation struct {
 // nothing for it.
 func (g *Guard) Explain(ctx context.Context, c Call) Explanation {
 	x := &Explanation{}
-	d := g.decide(ctx, &c, false, x)
+	d := g.decide(ctx, c, false, x)
 	x.Decision = d
 	if len(x.Rules) == 0 { // a built-in check decided: list the rules it skipped
 		for _, r := range g.state.Load().rulesFor(c.Tool) {

@@ -51,7 +51,7 @@ func (c *compiled) couldAllow(t *Task, tool, intent string) (can bool) {
 			can = true
 		}
 	}()
-	act := newActivation(t, &Call{Tool: tool, Intent: intent}, t.guard.now())
+	act := newActivation(t.guard, t, &Call{Tool: tool, Intent: intent})
 	defer act.release()
 	for _, r := range c.rulesFor(tool) {
 		if r.Mode == Shadow {
