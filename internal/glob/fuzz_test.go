@@ -1,6 +1,7 @@
 package glob_test
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -105,4 +106,33 @@ func elems(p string) []string {
 		}
 	}
 	return out
+}
+
+// FuzzIndex checks that Index.AppendMatches reports exactly the patterns
+// that Match accepts, in ascending order. Patterns are given one a line.
+func FuzzIndex(f *testing.F) {
+	var all []string
+	for _, c := range matchCases {
+		all = append(all, c.pattern)
+		f.Add(c.pattern, c.name)
+	}
+	f.Add(strings.Join(all, "\n"), "github.create_issue")
+	f.Add("tool.*\n*.read\n*a*b*\n*\nx.y\n*ab*\nx.y", "abab.read")
+	f.Add("*a*z\n*aa*z\n*aaa*z\n*a*a*", "aaaaaaaa")
+	f.Add("fs.*.file\nfs.*\n*.file\nfs*file", "fs..file")
+	f.Fuzz(func(t *testing.T, lines, name string) {
+		patterns := strings.Split(lines, "\n")
+		if len(patterns) > 64 || len(lines) > 1024 || len(name) > 256 {
+			return
+		}
+		ix := glob.NewIndex(patterns)
+		if ix.Len() != len(patterns) {
+			t.Fatalf("Len() = %d for %d patterns", ix.Len(), len(patterns))
+		}
+		got := ix.AppendMatches([]int{-1}, name)
+		want := append([]int{-1}, linearMatches(patterns, name)...)
+		if !slices.Equal(got, want) {
+			t.Fatalf("AppendMatches(%q) over %q = %v, Match says %v", name, patterns, got[1:], want[1:])
+		}
+	})
 }
