@@ -248,3 +248,91 @@ func FuzzParseURLParts(f *testing.F) {
 		checkNetURL(t, raw)
 	})
 }
+
+// hostSeeds seed FuzzHostSchemes.
+var hostSeeds = []string{
+	"example.com", "API.GitHub.com.", "127.0.0.1", "0x7f.1", "2130706433", "0177.0.0.1", "127.1",
+	"[::1]", "[::ffff:127.0.0.1]", "[fe80::1%25eth0]", "169.254.169.254", "%31%32%37.0.0.1",
+	"localhost", "localhost.localdomain", "IP6-LOCALHOST.", "orders", "orders.1", "1.2.3.4.5",
+	"bücher.example", "ｅｘａｍｐｌｅ．ｃｏｍ", "a_b", "deadbeef", "0x", "0", "1234", "host:8080",
+	"x.0X1F", "a..b", "...", "[127.0.0.1]",
+}
+
+// FuzzHostSchemes is a differential check of host parsing across schemes:
+// any scheme that is not opaque gives exactly the http result, and an
+// opaque scheme gives the same IP address or an error for every host http
+// parses as an IP, and never an opaque name that is IP-like.
+func FuzzHostSchemes(f *testing.F) {
+	for _, h := range hostSeeds {
+		f.Add(h)
+	}
+	f.Fuzz(checkHostSchemes)
+}
+
+func checkHostSchemes(t *testing.T, host string) {
+	web, werr := dest.Parse("http://"+host+"/", wd)
+	for _, scheme := range []string{"redis", "foo+bar", "gopher", "x-y.z", "spiffe"} {
+		d, err := dest.Parse(scheme+"://"+host+"/", wd)
+		if (err == nil) != (werr == nil) {
+			t.Fatalf("%s://%s: error %v, but http error %v", scheme, host, err, werr)
+		}
+		if err != nil {
+			continue
+		}
+		if d.Kind != dest.KindURL || d.Host != web.Host || d.IP != web.IP || d.Private != web.Private || d.Path != web.Path {
+			t.Fatalf("%s://%s = %+v, http = %+v", scheme, host, d, web)
+		}
+	}
+	for _, scheme := range []string{"db", "secret", "s3"} {
+		d, err := dest.Parse(scheme+"://"+host+"/", wd)
+		if err != nil {
+			if werr == nil && !web.IP.IsValid() {
+				continue // opaque names are stricter than host names
+			}
+			continue
+		}
+		if d.Kind != dest.KindOther {
+			t.Fatalf("%s://%s = %+v, want KindOther", scheme, host, d)
+		}
+		if d.IP.IsValid() {
+			if werr != nil || web.IP != d.IP || web.Private != d.Private {
+				t.Fatalf("%s://%s = %+v, http = %+v, %v", scheme, host, d, web, werr)
+			}
+			continue
+		}
+		if ipLikeName(d.Host) || strings.HasPrefix(d.Host, "[") {
+			t.Fatalf("%s://%s = %+v: IP-like name", scheme, host, d)
+		}
+		if werr == nil && web.IP.IsValid() {
+			t.Fatalf("%s://%s = name %q, but http parses the host as IP %v", scheme, host, d.Host, web.IP)
+		}
+		if werr != nil && strings.Contains(werr.Error(), "invalid IPv4") {
+			t.Fatalf("%s://%s = name %q, but http says: %v", scheme, host, d.Host, werr)
+		}
+		if werr == nil && web.Private && d.Private != web.Private && strings.IndexByte(web.Host, '.') >= 0 &&
+			!strings.HasSuffix(web.Host, ".local") && !strings.HasSuffix(web.Host, "arpa") {
+			// Multi-label private names other than mDNS and the RFC 6762
+			// suffixes are loopback names: Private under every scheme.
+			switch web.Host[strings.LastIndexByte(web.Host, '.')+1:] {
+			case "internal", "lan", "home", "corp", "intranet", "private":
+			default:
+				t.Fatalf("%s://%s = %+v not Private, http = %+v", scheme, host, d, web)
+			}
+		}
+	}
+}
+
+// ipLikeName is an independent statement of the WHATWG "ends in a number"
+// rule: the last label, ignoring trailing dots, is decimal digits or "0x"
+// and hex digits.
+func ipLikeName(name string) bool {
+	name = strings.ToLower(strings.TrimRight(name, "."))
+	last := name[strings.LastIndexByte(name, '.')+1:]
+	if last == "" {
+		return false
+	}
+	if rest, ok := strings.CutPrefix(last, "0x"); ok {
+		return strings.Trim(rest, "0123456789abcdef") == ""
+	}
+	return strings.Trim(last, "0123456789") == ""
+}
