@@ -316,3 +316,39 @@ rules:
 	wg.Wait()
 	assert.Zero(t, failures.Load())
 }
+
+func TestDeadlineIsExact(t *testing.T) {
+	t.Parallel()
+	t.Run("fake clock", func(t *testing.T) {
+		t.Parallel()
+		g, clk := mustGuard(t, allowAll)
+		ctx, task, err := g.Begin(context.Background(), TaskSpec{Agent: Agent{ID: "a"}, TTL: time.Minute})
+		require.NoError(t, err)
+		clk.Add(time.Minute - time.Nanosecond)
+		assert.Equal(t, Allow, g.Check(ctx, Call{Tool: "t", Intent: "read"}).Effect, "one nanosecond before the deadline")
+		clk.Add(time.Nanosecond)
+		d := g.Check(ctx, Call{Tool: "t", Intent: "read"})
+		assert.Equal(t, Deny, d.Effect, "at the deadline")
+		assert.Equal(t, RuleTaskEnded, d.Rule)
+		assert.True(t, task.Ended(), "the check ends a task found past its deadline")
+	})
+	t.Run("real clock, before the timer fires", func(t *testing.T) {
+		t.Parallel()
+		g, err := New(WithPolicy(mustPolicy(t, allowAll)))
+		require.NoError(t, err)
+		ctx, _, err := g.Begin(context.Background(), TaskSpec{Agent: Agent{ID: "a"}, TTL: time.Nanosecond})
+		require.NoError(t, err)
+		d := g.Check(ctx, Call{Tool: "t", Intent: "read"})
+		assert.Equal(t, Deny, d.Effect)
+		assert.Equal(t, RuleTaskEnded, d.Rule)
+	})
+	t.Run("real clock, now is read for rules that use it", func(t *testing.T) {
+		t.Parallel()
+		g, err := New(WithPolicy(mustPolicy(t, `rules: [{name: recent, tools: ["*"], effect: allow, when: 'now > timestamp("2026-01-01T00:00:00Z") && task.age >= duration("0s") && task.remaining > duration("0s")'}]`)))
+		require.NoError(t, err)
+		ctx, task, err := g.Begin(context.Background(), TaskSpec{Agent: Agent{ID: "a"}})
+		require.NoError(t, err)
+		defer task.End()
+		assert.Equal(t, Allow, g.Check(ctx, Call{Tool: "t", Intent: "read"}).Effect)
+	})
+}
