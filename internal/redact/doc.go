@@ -10,6 +10,8 @@
 //
 //   - Building a matcher: [New], [MinLen], [ErrShortSecret]
 //   - Scrubbing text: [Matcher.Replace], [Matcher.Contains]
+//   - Finding which secret occurs: [Matcher.Find]
+//   - Encoded secrets: [Forms], [Unescape]
 //   - Printing a matcher: [Matcher.String] and friends
 //
 // # Building a matcher
@@ -37,6 +39,24 @@
 // bytes of text. Each probe the filter lets through fixes where a candidate
 // secret would start; one hash-set lookup per candidate length then decides
 // whether it is a secret.
+//
+// # Finding which secret occurs
+//
+// [Matcher.Find] reports every occurrence with the position of its secret
+// in the list given to [New], so a caller can keep data about each secret
+// (who owns it, where it may be sent) in a parallel slice.
+//
+// # Encoded secrets
+//
+// Text rarely carries a secret only as is: URLs percent-encode it, HTTP
+// Basic credentials and many APIs base64-encode it, dumps hex-encode it.
+// [Forms] lists the encodings of one secret worth looking for (hex,
+// percent-encoding, base64 in both alphabets at the three alignments a
+// secret can have inside longer encoded text, JSON string escaping). Build
+// the matcher from the forms of every secret, once, and each scan finds
+// all of them in the same single pass. [Unescape] leniently decodes
+// percent-escapes for callers that also want to catch mixed spellings the
+// precomputed forms cannot enumerate.
 //
 // # Printing a matcher
 //

@@ -2,8 +2,11 @@ package redact_test
 
 import (
 	"fmt"
+	"net/url"
 	"slices"
+	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/taskguard/taskguard/internal/redact"
 )
@@ -92,6 +95,20 @@ func checkReplace(t *testing.T, s string, secrets [][]byte, m *redact.Matcher) {
 			}
 		}
 	}
+	// Find reports each occurrence of each secret exactly once.
+	got := make([]int, len(secrets))
+	m.Find(s, func(i int) bool { got[i]++; return true })
+	for i, sec := range secrets {
+		want := 0
+		for j := 0; j+len(sec) <= len(s); j++ {
+			if s[j:j+len(sec)] == string(sec) {
+				want++
+			}
+		}
+		if got[i] != want {
+			t.Fatalf("Find(%q) with secrets %q found secret %d %d times, want %d", s, secrets, i, got[i], want)
+		}
+	}
 	contains := m.Contains(s)
 	if want := naiveContains(s, secrets); contains != want {
 		t.Fatalf("Contains(%q) with secrets %q = %v, want %v", s, secrets, contains, want)
@@ -99,4 +116,61 @@ func checkReplace(t *testing.T, s string, secrets [][]byte, m *redact.Matcher) {
 	if got := m.Replace(s, "[REDACTED]"); !contains && got != s {
 		t.Fatalf("Replace changed %q to %q although nothing matched", s, got)
 	}
+}
+
+// FuzzForms checks that a matcher of the forms of a secret finds the secret
+// in every encoding of any text containing it, and that replacing leaves
+// no encoding of the secret itself. Unescape must undo every escaping.
+func FuzzForms(f *testing.F) {
+	f.Add([]byte("ghp_0123456789abcdefSECRET"), []byte("user:"), []byte(""), uint8(0))
+	f.Add([]byte("p@ss w/ord+&=?#%"), []byte("a"), []byte(":b"), uint8(5))
+	f.Add([]byte("\x00\xff\xfe\x80\x81\x82"), []byte("ab"), []byte("c"), uint8(12))
+	f.Add([]byte("<tag>&\"x\"</tag>"), []byte(""), []byte("tail"), uint8(16))
+	f.Add([]byte("abcdef"), []byte("Basic "), []byte(""), uint8(14))
+	f.Fuzz(func(t *testing.T, secret, before, after []byte, which uint8) {
+		if len(secret) > 256 || len(before) > 64 || len(after) > 64 {
+			return
+		}
+		forms := redact.Forms(secret)
+		if len(secret) < redact.MinLen {
+			if forms != nil {
+				t.Fatalf("Forms of a %d-byte secret: %d forms", len(secret), len(forms))
+			}
+			return
+		}
+		m, err := redact.New(forms)
+		if err != nil {
+			t.Fatalf("New(Forms(%q)): %v", secret, err)
+		}
+		enc := encodings[int(which)%len(encodings)]
+		if strings.HasPrefix(enc.name, "json") && !utf8.Valid(secret) {
+			return // JSON does not keep invalid UTF-8
+		}
+		text := enc.enc(string(before) + string(secret) + string(after))
+		if !m.Contains(text) {
+			t.Fatalf("%s: %q not found in %q", enc.name, secret, text)
+		}
+		// A replacement byte that the encoded secret lacks cannot help
+		// spell it again.
+		whole := enc.enc(string(secret))
+		repl := "\x00"
+		for c := range 256 {
+			if !strings.ContainsRune(whole, rune(c)) && c < 128 {
+				repl = string(rune(c))
+				break
+			}
+		}
+		if out := m.Replace(text, repl); strings.Contains(out, whole) {
+			t.Fatalf("%s: %q survives in %q", enc.name, whole, out)
+		}
+		for _, esc := range []func(string) string{url.QueryEscape, url.PathEscape} {
+			plain := string(before) + string(secret) + string(after)
+			if got := redact.Unescape(esc(plain)); got != plain && !strings.Contains(esc(plain), "+") {
+				t.Fatalf("Unescape(%q) = %q, want %q", esc(plain), got, plain)
+			}
+		}
+		if got := redact.Unescape(escapeEvery(string(secret), "%%%02x")); got != string(secret) {
+			t.Fatalf("Unescape of every byte of %q = %q", secret, got)
+		}
+	})
 }

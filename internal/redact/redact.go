@@ -76,8 +76,12 @@ type indexRef struct {
 // candidate text at a probe is then fixed, and one lookup in secrets decides
 // it for every secret with that window, offset and length at once.
 type index struct {
-	// secrets is the set of distinct secrets.
-	secrets map[string]struct{}
+	// secrets maps each distinct secret to its number, an index of first.
+	secrets map[string]int32
+	// first[d] is the position in New's argument of the first secret
+	// equal to distinct secret d, and next[i] the position of the next
+	// secret equal to the one at i, or -1: the lists Find reports.
+	first, next []int32
 	// entries holds the distinct entries grouped by bucket and, within a
 	// bucket, ordered by window, then offset, then decreasing length; the
 	// entries of bucket b are entries[start[b]:start[b+1]].
@@ -126,7 +130,7 @@ func New(secrets [][]byte) (*Matcher, error) {
 	if len(secrets) == 0 {
 		return &Matcher{}, nil
 	}
-	if uint64(total) > math.MaxUint32 {
+	if uint64(total) > math.MaxUint32 || len(secrets) > math.MaxInt32 {
 		return nil, errTooLarge
 	}
 
@@ -137,16 +141,22 @@ func New(secrets [][]byte) (*Matcher, error) {
 		buf.Write(s)
 	}
 	data := buf.String()
-	t := &index{secrets: make(map[string]struct{}, len(secrets)), minLen: total}
+	t := &index{secrets: make(map[string]int32, len(secrets)), next: make([]int32, len(secrets)), minLen: total}
 	distinct := make([]string, 0, len(secrets))
-	for _, s := range secrets {
+	last := make([]int32, 0, len(secrets)) // last[d]: the latest position equal to distinct secret d
+	for i, s := range secrets {
 		k := data[:len(s)]
 		data = data[len(s):]
-		if _, dup := t.secrets[k]; dup {
+		t.next[i] = -1
+		if d, dup := t.secrets[k]; dup {
+			t.next[last[d]] = int32(i)
+			last[d] = int32(i)
 			continue
 		}
-		t.secrets[k] = struct{}{}
+		t.secrets[k] = int32(len(distinct))
 		distinct = append(distinct, k)
+		t.first = append(t.first, int32(i))
+		last = append(last, int32(i))
 		t.minLen = min(t.minLen, len(k))
 	}
 	t.step = min(t.minLen-gramLen+1, maxStep)
@@ -263,6 +273,34 @@ func (t *index) verify(s string, p int) (lo, hi int, ok bool) {
 	return lo, hi, ok
 }
 
+// each calls f with the position in New's argument of every secret equal to
+// an occurrence in s that contains the window s[p:p+4] at an indexed offset,
+// and returns false as soon as f does.
+func (t *index) each(s string, p int, f func(i int) bool) bool {
+	g := load32(s, p)
+	b := (g * hashMul) >> t.bucketShift
+	for _, e := range t.entries[t.start[b]:t.start[b+1]] {
+		if e.gram != g {
+			continue
+		}
+		start := p - int(e.off)
+		end := start + int(e.n)
+		if start < 0 || end > len(s) {
+			continue
+		}
+		d, found := t.secrets[s[start:end]]
+		if !found {
+			continue
+		}
+		for i := t.first[d]; i >= 0; i = t.next[i] {
+			if !f(int(i)) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 // Replace returns s with every occurrence of every secret replaced by repl.
 //
 // Occurrences may overlap or touch: the union of all matched byte ranges is
@@ -328,6 +366,38 @@ func (m *Matcher) Contains(s string) bool {
 	}
 	_, _, _, ok := t.scan(s, 0)
 	return ok
+}
+
+// Find calls f for every occurrence of a secret in s, with the position in
+// the slice given to [New] of that secret; a secret given several times is
+// reported once per position. Occurrences are reported in about increasing
+// order of position, each exactly once, overlapping ones included. Find
+// stops as soon as f returns false. It does not allocate, does not retain
+// s, and takes the time of [Matcher.Contains] plus that of the calls of f.
+func (m *Matcher) Find(s string, f func(i int) bool) {
+	t := m.index()
+	if t == nil || len(s) < t.minLen {
+		return
+	}
+	filter, shift, step := t.filter, t.filterShift, t.step
+	for p := 0; p+gramLen <= len(s); p += step {
+		h := load32(s, p) * hashMul
+		if filter[h>>shift/64]&(1<<(h>>shift%64)) == 0 {
+			continue
+		}
+		if !t.each(s, p, f) {
+			return
+		}
+	}
+}
+
+// MinMatchLen returns the length of the shortest secret: text shorter than
+// it contains none. It is 0 for the zero and the nil Matcher.
+func (m *Matcher) MinMatchLen() int {
+	if t := m.index(); t != nil {
+		return t.minLen
+	}
+	return 0
 }
 
 // Len returns the number of distinct secrets; 0 for the zero and the nil
