@@ -6,10 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"strconv"
-	"strings"
-	"unicode/utf8"
 )
 
 // Tool describes a tool to [Wrap]: its name, its default intent, and how to
@@ -24,7 +20,19 @@ type Tool[A any] struct {
 	// call's Tool is always Name. Nil means Call{Tool: Name, Intent: Intent}
 	// (for WrapJSON, with the decoded arguments as Args). An error or a
 	// panic denies the call.
+	//
+	// When Describe sets no Args, [Wrap] fills them from the typed
+	// arguments (see [Wrap]) unless OpaqueArgs is set.
 	Describe func(args A) (Call, error)
+	// OpaqueArgs marks arguments that cannot be encoded as JSON (they hold
+	// channels, functions, readers, cyclic values). [Wrap] then leaves
+	// Call.Args as Describe set it (nil when Describe sets none), so
+	// policies, approval digests and the secrets inspector see no more
+	// than Describe chose to show, and the guard refuses to grant a
+	// standing (for-task) approval for such calls: an approval can only
+	// cover the one call it was asked for. The zero value, false, fills
+	// Args. WrapJSON ignores it: its arguments are JSON by construction.
+	OpaqueArgs bool
 }
 
 // describe builds the call for args, recovering a panicking Describe.
@@ -79,6 +87,17 @@ func (g *Guard) denyDescribe(ctx context.Context, tool string, err error) error 
 // [Guard.Authorize] before calling it. On a deny, h is not called and the
 // *[DeniedError] is returned with the zero R. The wrapper does not modify
 // args.
+//
+// When Describe sets no Call.Args, Wrap fills them from args, so that
+// argument rules (args.x), approval digests and the secrets inspector see
+// what h receives: args is encoded once with json.Marshal and decoded as
+// [DecodeArgs] decodes (integers int64, other numbers float64, the same key
+// rules; a float field holding a whole number is seen as an integer, as
+// the same JSON sent through [WrapJSON] would be). An A whose JSON form is an object (a struct, a map) gives that
+// object; null gives an empty object; any other JSON form (a string, a
+// number, a list) is seen as {"value": …}. An encoding or decoding error,
+// or a panicking MarshalJSON, denies with [RuleDescribe] and a reason that
+// names no value. [Tool.OpaqueArgs] turns the filling off.
 func Wrap[A, R any](g *Guard, t Tool[A], h func(ctx context.Context, args A) (R, error)) func(ctx context.Context, args A) (R, error) {
 	return func(ctx context.Context, args A) (R, error) {
 		var zero R
@@ -86,11 +105,66 @@ func Wrap[A, R any](g *Guard, t Tool[A], h func(ctx context.Context, args A) (R,
 		if err != nil {
 			return zero, g.denyDescribe(ctx, t.Name, err)
 		}
-		if err := g.Authorize(ctx, c); err != nil {
+		actx := ctx
+		if t.OpaqueArgs {
+			actx = withOpaqueArgs(ctx)
+		} else if c.Args == nil {
+			if c.Args, err = typedArgs(args); err != nil {
+				return zero, g.denyDescribe(ctx, t.Name, err)
+			}
+		}
+		if err := g.Authorize(actx, c); err != nil {
 			return zero, err
 		}
 		return h(ctx, args)
 	}
+}
+
+// typedArgsKey is the key under which typedArgs shows arguments whose JSON
+// form is not an object.
+const typedArgsKey = "value"
+
+// typedArgs returns the policy view of typed arguments: one JSON encoding
+// of args, decoded as DecodeArgs decodes. Errors name no value.
+func typedArgs[A any](args A) (m map[string]any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			m, err = nil, errors.New("encoding the arguments as JSON panicked (set Tool.OpaqueArgs for arguments that cannot be encoded)")
+		}
+	}()
+	raw, err := json.Marshal(args)
+	if err != nil {
+		// The error of json.Marshal may quote a value (NaN, a map key,
+		// a MarshalJSON error); say only what kind of failure it was.
+		return nil, fmt.Errorf("the arguments cannot be encoded as JSON (%T; set Tool.OpaqueArgs for such arguments)", err)
+	}
+	if len(raw) > 0 && raw[0] != '{' && !bytes.Equal(raw, []byte("null")) {
+		raw = append(append([]byte(`{"`+typedArgsKey+`":`), raw...), '}')
+	}
+	m, err = DecodeArgs(raw)
+	if err != nil {
+		return nil, fmt.Errorf("the JSON form of the arguments: %w", err)
+	}
+	return m, nil
+}
+
+// opaqueArgsKey marks a context whose call has opaque arguments.
+type opaqueArgsKey struct{}
+
+// withOpaqueArgs returns ctx marked as carrying a call whose arguments the
+// guard cannot see ([Tool.OpaqueArgs]); approvals consult [opaqueArgs] and
+// grant such calls only once, never for the task.
+func withOpaqueArgs(ctx context.Context) context.Context {
+	return context.WithValue(ctx, opaqueArgsKey{}, true)
+}
+
+// opaqueArgs reports whether ctx was marked by withOpaqueArgs.
+func opaqueArgs(ctx context.Context) bool {
+	if ctx == nil {
+		return false
+	}
+	v, _ := ctx.Value(opaqueArgsKey{}).(bool)
+	return v
 }
 
 // WrapJSON is [Wrap] for handlers that take raw JSON arguments (MCP, most
@@ -117,116 +191,4 @@ func WrapJSON[R any](g *Guard, t Tool[map[string]any], h func(ctx context.Contex
 		}
 		return h(ctx, raw)
 	}
-}
-
-// DecodeArgs decodes JSON tool arguments into the shape policies see as
-// args: an object whose integers are int64 and other numbers float64.
-// Empty input or null is an empty object; any other non-object is an error.
-//
-// Input a tool could read differently from the policy is refused: invalid
-// UTF-8, and any object with two keys that are equal ignoring case (Go's
-// encoding/json and most decoders match struct fields case-insensitively
-// and let the last key win, so {"url": "https://ok", "URL":
-// "http://169.254.169.254"} would show the policy one URL and the tool
-// another).
-func DecodeArgs(raw []byte) (map[string]any, error) {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
-		return map[string]any{}, nil
-	}
-	if !utf8.Valid(raw) {
-		return nil, errors.New("arguments are not valid UTF-8")
-	}
-	if err := checkKeys(raw); err != nil {
-		return nil, err
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, fmt.Errorf("arguments are not valid JSON: %w", err)
-	}
-	if dec.More() {
-		return nil, errors.New("arguments have trailing data after the JSON object")
-	}
-	m, ok := v.(map[string]any)
-	if !ok {
-		return nil, errors.New("arguments must be a JSON object")
-	}
-	normalizeNumbers(m)
-	return m, nil
-}
-
-// checkKeys refuses objects (at any depth) with keys equal ignoring case.
-func checkKeys(raw []byte) error {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	type frame struct {
-		obj    bool
-		keys   map[string]struct{}
-		expect bool // the next token of an object is a key
-	}
-	var stack []*frame
-	for {
-		tok, err := dec.Token()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("arguments are not valid JSON: %w", err)
-		}
-		var top *frame
-		if len(stack) > 0 {
-			top = stack[len(stack)-1]
-		}
-		if top != nil && top.obj && top.expect {
-			if d, ok := tok.(json.Delim); ok && d == '}' {
-				stack = stack[:len(stack)-1]
-				continue
-			}
-			k, _ := tok.(string)
-			fold := strings.ToLower(k)
-			if _, dup := top.keys[fold]; dup {
-				return fmt.Errorf("arguments repeat the key %q (keys must differ in more than case)", k)
-			}
-			top.keys[fold] = struct{}{}
-			top.expect = false
-			continue
-		}
-		if top != nil && top.obj {
-			top.expect = true
-		}
-		if d, ok := tok.(json.Delim); ok {
-			switch d {
-			case '{':
-				stack = append(stack, &frame{obj: true, keys: map[string]struct{}{}, expect: true})
-			case '[':
-				stack = append(stack, &frame{})
-			case '}', ']':
-				stack = stack[:len(stack)-1]
-				if len(stack) > 0 && stack[len(stack)-1].obj {
-					stack[len(stack)-1].expect = true
-				}
-			}
-		}
-	}
-}
-
-func normalizeNumbers(v any) any {
-	switch x := v.(type) {
-	case json.Number:
-		if i, err := strconv.ParseInt(string(x), 10, 64); err == nil {
-			return i
-		}
-		f, _ := x.Float64()
-		return f
-	case map[string]any:
-		for k, e := range x {
-			x[k] = normalizeNumbers(e)
-		}
-	case []any:
-		for i, e := range x {
-			x[i] = normalizeNumbers(e)
-		}
-	}
-	return v
 }
