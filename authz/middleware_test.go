@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -142,4 +143,214 @@ func TestContextWithTaskAndDescribeError(t *testing.T) {
 	require.ErrorAs(t, err, &de)
 	assert.Equal(t, RuleDescribe, de.Decision.Rule)
 	assert.Equal(t, task.ID(), de.Decision.Task)
+}
+
+type typedFetchArgs struct {
+	URL     string            `json:"url"`
+	Limit   int               `json:"limit"`
+	Ratio   float64           `json:"ratio"`
+	Headers map[string]string `json:"headers,omitempty"`
+}
+
+func TestWrapFillsArgsFromTypedArguments(t *testing.T) {
+	t.Parallel()
+	g, _ := mustGuard(t, `
+rules:
+  - {name: fetch, tools: [http.fetch], effect: allow, when: 'true'}
+  - {name: no-metadata, tools: [http.fetch], effect: deny, when: 'args.url.contains("169.254")'}
+  - {name: small, tools: [http.fetch], effect: deny, when: 'args.limit > 100'}
+`)
+	ctx, _ := begin(t, g, TaskSpec{})
+	var seen []string
+	h := func(_ context.Context, a typedFetchArgs) (string, error) {
+		seen = append(seen, a.URL)
+		return "ok", nil
+	}
+	// Describe names another destination than args.url: the argument
+	// rule still sees what the handler receives.
+	fetch := Wrap(g, Tool[typedFetchArgs]{Name: "http.fetch", Intent: "read",
+		Describe: func(a typedFetchArgs) (Call, error) { return Call{}, nil }}, h)
+	noDescribe := Wrap(g, Tool[typedFetchArgs]{Name: "http.fetch", Intent: "read"}, h)
+
+	for _, tc := range []struct {
+		name string
+		args typedFetchArgs
+		rule string
+	}{
+		{"allowed", typedFetchArgs{URL: "https://example.org/", Limit: 5, Ratio: 0.5}, ""},
+		{"url rule", typedFetchArgs{URL: "http://169.254.169.254/"}, "no-metadata"},
+		{"number rule", typedFetchArgs{URL: "https://example.org/", Limit: 1000}, "small"},
+	} {
+		for _, w := range []func(context.Context, typedFetchArgs) (string, error){fetch, noDescribe} {
+			_, err := w(ctx, tc.args)
+			if tc.rule == "" {
+				assert.NoError(t, err, tc.name)
+				continue
+			}
+			var de *DeniedError
+			require.ErrorAs(t, err, &de, tc.name)
+			assert.Equal(t, tc.rule, de.Decision.Rule, tc.name)
+		}
+	}
+	assert.Equal(t, []string{"https://example.org/", "https://example.org/"}, seen)
+}
+
+func TestWrapTypedArgsShapes(t *testing.T) {
+	t.Parallel()
+	type nested struct {
+		In struct{ X int } `json:"in"`
+	}
+	for _, tc := range []struct {
+		name string
+		got  func() (map[string]any, error)
+		want map[string]any
+	}{
+		{"struct", func() (map[string]any, error) { return typedArgs(typedFetchArgs{URL: "u", Limit: 2}) },
+			map[string]any{"url": "u", "limit": int64(2), "ratio": int64(0)}}, // as WrapJSON sees {"ratio": 0}
+		{"float", func() (map[string]any, error) { return typedArgs(typedFetchArgs{Ratio: 0.25}) },
+			map[string]any{"url": "", "limit": int64(0), "ratio": 0.25}},
+		{"nested", func() (map[string]any, error) { return typedArgs(nested{}) },
+			map[string]any{"in": map[string]any{"X": int64(0)}}},
+		{"string", func() (map[string]any, error) { return typedArgs("search terms") },
+			map[string]any{"value": "search terms"}},
+		{"list", func() (map[string]any, error) { return typedArgs([]int{1, 2}) },
+			map[string]any{"value": []any{int64(1), int64(2)}}},
+		{"nil pointer", func() (map[string]any, error) { return typedArgs[*typedFetchArgs](nil) },
+			map[string]any{}},
+		{"map", func() (map[string]any, error) { return typedArgs(map[string]any{"a": 1.5}) },
+			map[string]any{"a": 1.5}},
+	} {
+		got, err := tc.got()
+		require.NoError(t, err, tc.name)
+		assert.Equal(t, tc.want, got, tc.name)
+	}
+}
+
+type panicMarshaler struct{}
+
+func (panicMarshaler) MarshalJSON() ([]byte, error) { panic("marshal bug") }
+
+type secretMarshaler struct{}
+
+func (secretMarshaler) MarshalJSON() ([]byte, error) {
+	return nil, errors.New("cannot encode hunter2")
+}
+
+func TestWrapTypedArgsEncodingErrorDenies(t *testing.T) {
+	t.Parallel()
+	g, _ := mustGuard(t, allowAll)
+	ctx, _ := begin(t, g, TaskSpec{})
+	cases := []struct {
+		name string
+		call func() error
+	}{
+		{"channel", func() error {
+			_, err := Wrap(g, Tool[chan int]{Name: "t", Intent: "read"},
+				func(context.Context, chan int) (int, error) { return 0, nil })(ctx, make(chan int))
+			return err
+		}},
+		{"NaN", func() error {
+			_, err := Wrap(g, Tool[map[string]float64]{Name: "t", Intent: "read"},
+				func(context.Context, map[string]float64) (int, error) { return 0, nil })(ctx, map[string]float64{"x": math.NaN()})
+			return err
+		}},
+		{"panic", func() error {
+			_, err := Wrap(g, Tool[panicMarshaler]{Name: "t", Intent: "read"},
+				func(context.Context, panicMarshaler) (int, error) { return 0, nil })(ctx, panicMarshaler{})
+			return err
+		}},
+		{"marshaler error", func() error {
+			_, err := Wrap(g, Tool[secretMarshaler]{Name: "t", Intent: "read"},
+				func(context.Context, secretMarshaler) (int, error) { return 0, nil })(ctx, secretMarshaler{})
+			return err
+		}},
+		{"keys one field reads", func() error {
+			_, err := Wrap(g, Tool[map[string]string]{Name: "t", Intent: "read"},
+				func(context.Context, map[string]string) (int, error) { return 0, nil })(ctx, map[string]string{"url": "a", "URL": "b"})
+			return err
+		}},
+	}
+	for _, tc := range cases {
+		err := tc.call()
+		var de *DeniedError
+		require.ErrorAs(t, err, &de, tc.name)
+		assert.Equal(t, RuleDescribe, de.Decision.Rule, tc.name)
+		assert.NotContains(t, de.Decision.Reason, "hunter2", tc.name)
+		assert.NotContains(t, de.Decision.Reason, "NaN", tc.name)
+	}
+}
+
+func TestWrapOpaqueArgs(t *testing.T) {
+	t.Parallel()
+	g, _ := mustGuard(t, `
+rules:
+  - {name: any, tools: [stream], effect: allow, when: 'size(args) == 0'}
+`)
+	ctx, _ := begin(t, g, TaskSpec{})
+	var marked []bool
+	s := Wrap(g, Tool[chan int]{Name: "stream", Intent: "read", OpaqueArgs: true,
+		Describe: func(chan int) (Call, error) { return Call{}, nil }},
+		func(ctx context.Context, _ chan int) (string, error) {
+			marked = append(marked, opaqueArgs(ctx))
+			return "ok", nil
+		})
+	out, err := s(ctx, make(chan int))
+	require.NoError(t, err, "Args stays nil: the policy sees no arguments")
+	assert.Equal(t, "ok", out)
+	assert.Equal(t, []bool{false}, marked, "the marker is for the guard, not the handler")
+
+	assert.False(t, opaqueArgs(ctx))
+	assert.False(t, opaqueArgs(nil)) //nolint:staticcheck // nil context is handled
+	assert.True(t, opaqueArgs(withOpaqueArgs(ctx)))
+}
+
+func TestWrapOpaqueArgsMarksTheGuardsContext(t *testing.T) {
+	t.Parallel()
+	g, _ := mustGuard(t, `
+rules:
+  - {name: review, tools: [stream], effect: ask, when: 'true'}
+`, WithApprover(ApproverFunc(func(ctx context.Context, c Call, d Decision) (bool, error) {
+		if !opaqueArgs(ctx) || c.Args != nil {
+			return false, nil
+		}
+		return true, nil
+	})))
+	ctx, _ := begin(t, g, TaskSpec{})
+	s := Wrap(g, Tool[chan int]{Name: "stream", Intent: "read", OpaqueArgs: true},
+		func(context.Context, chan int) (string, error) { return "ok", nil })
+	_, err := s(ctx, make(chan int))
+	assert.NoError(t, err, "the approver sees the opaque marker and nil Args")
+}
+
+func TestWrapTypedArgsDigest(t *testing.T) {
+	t.Parallel()
+	g, _ := mustGuard(t, `
+rules:
+  - {name: review, tools: [http.fetch], effect: ask, when: 'true'}
+`)
+	ctx, _ := begin(t, g, TaskSpec{})
+	digest := func(a typedFetchArgs) string {
+		var d Decision
+		w := Wrap(g, Tool[typedFetchArgs]{Name: "http.fetch", Intent: "read",
+			Describe: func(a typedFetchArgs) (Call, error) {
+				c := Call{Destination: "https://example.org/"}
+				args, err := typedArgs(a)
+				require.NoError(t, err)
+				c.Args = args
+				d = g.Check(ctx, Call{Tool: "http.fetch", Intent: "read", Destination: c.Destination, Args: args})
+				return Call{Destination: c.Destination}, nil
+			}},
+			func(context.Context, typedFetchArgs) (string, error) { return "", nil })
+		_, err := w(ctx, a)
+		require.Error(t, err, "ask without an approver denies")
+		var de *DeniedError
+		require.ErrorAs(t, err, &de)
+		require.Equal(t, Ask, d.Effect)
+		require.NotEmpty(t, d.Digest)
+		return d.Digest
+	}
+	a := digest(typedFetchArgs{URL: "https://example.org/", Limit: 1})
+	assert.Equal(t, a, digest(typedFetchArgs{URL: "https://example.org/", Limit: 1}))
+	assert.NotEqual(t, a, digest(typedFetchArgs{URL: "https://example.org/", Limit: 2}))
+	assert.NotEqual(t, a, digest(typedFetchArgs{URL: "https://example.org/", Limit: 1, Headers: map[string]string{"x": "y"}}))
 }
