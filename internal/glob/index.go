@@ -401,7 +401,7 @@ func (t *trie) child(v int32, c byte) int32 {
 		if t.edgeByte[mid] < c {
 			lo = mid + 1
 		} else {
-			hi = mid
+			hi = mid + 1 // the first byte >= c is at mid or before
 		}
 	}
 	for ; lo < hi; lo++ {

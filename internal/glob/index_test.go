@@ -44,6 +44,14 @@ func assertIndexAgrees(t *testing.T, patterns []string, names ...string) {
 
 func TestIndex(t *testing.T) {
 	t.Parallel()
+	// Every node of the tries and the automaton has a child for every
+	// letter and digit.
+	var wide []string
+	for c := range byte(128) {
+		if 'a' <= c && c <= 'z' || '0' <= c && c <= '9' {
+			wide = append(wide, "t."+string(c)+".*", "*."+string(c), "*"+string(c)+string(c)+"*")
+		}
+	}
 	tests := []struct {
 		name     string
 		patterns []string
@@ -65,6 +73,7 @@ func TestIndex(t *testing.T) {
 		{"case", []string{"GitHub.*", "*.Read"}, []string{"github.x", "GitHub.x", "fs.read", "fs.Read"}},
 		{"colons and slashes", []string{"mcp:server/*", "*/tool", "mcp:*:x"}, []string{"mcp:server/tool", "mcp:a:x", "other/tool"}},
 		{"non-ASCII", []string{"é*", "*é", "*\xff*"}, []string{"é-x", "x-é", "a\xffb", "\xff"}},
+		{"wide fanout", wide, []string{"t.0.x", "t.9.x", "t.Z.x", "t.z.x", "t.~.x", "x.0", "x.z", "x.~", "0z.", "z0."}},
 		{"long name", []string{"a*", "*z", "*m*"}, []string{strings.Repeat("am", 5000) + "z"}},
 	}
 	for _, tt := range tests {
@@ -105,20 +114,24 @@ func TestIndexCopiesPatterns(t *testing.T) {
 	assert.Equal(t, []int{0}, ix.AppendMatches(nil, "a.x"))
 }
 
-// randomPatterns returns n patterns over a small alphabet so that literals
-// overlap, share prefixes and repeat.
-func randomPatterns(r *rand.Rand, n int) []string {
+// randomPatterns returns n patterns over alphabet and `*`.
+func randomPatterns(r *rand.Rand, alphabet string, n int) []string {
 	out := make([]string, n)
 	for i := range out {
-		out[i] = randomString(r, "ab.*", r.IntN(7))
+		out[i] = randomString(r, alphabet+"**", r.IntN(7))
 	}
 	return out
 }
 
+// randomString returns a string of up to n bytes from alphabet, half of
+// them starting with "t." so that trie nodes below the root fan out too.
 func randomString(r *rand.Rand, alphabet string, n int) string {
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = alphabet[r.IntN(len(alphabet))]
+	b := make([]byte, 0, n+2)
+	if r.IntN(2) == 0 {
+		b = append(b, "t."...)
+	}
+	for range n {
+		b = append(b, alphabet[r.IntN(len(alphabet))])
 	}
 	return string(b)
 }
@@ -129,15 +142,18 @@ func TestIndexDifferential(t *testing.T) {
 	if testing.Short() {
 		rounds = 200
 	}
-	for seed := range 4 {
+	// A small alphabet makes literals overlap, share prefixes and repeat; a
+	// large one gives trie nodes many children.
+	alphabets := []string{"ab.", "ab.", "abcdefghijklmnopqrstuvwxyz0123456789.", "0123456789abcdef"}
+	for seed, alphabet := range alphabets {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			t.Parallel()
 			r := rand.New(rand.NewPCG(uint64(seed), 1))
 			for range rounds {
-				patterns := randomPatterns(r, 1+r.IntN(30))
+				patterns := randomPatterns(r, alphabet, 1+r.IntN(200))
 				names := make([]string, 20)
 				for i := range names {
-					names[i] = randomString(r, "ab.", r.IntN(12))
+					names[i] = randomString(r, alphabet, r.IntN(12))
 				}
 				assertIndexAgrees(t, patterns, names...)
 				if t.Failed() {
