@@ -300,10 +300,17 @@ func BenchmarkBegin(b *testing.B) {
 	}
 }
 
-func BenchmarkParsePolicy1000(b *testing.B) {
+// BenchmarkParsePolicy compiles YAML policies of 50 and 1,000 rules.
+func BenchmarkParsePolicy(b *testing.B) {
+	for _, n := range []int{50, 1000} {
+		b.Run(fmt.Sprintf("rules=%d", n), func(b *testing.B) { benchParsePolicy(b, n) })
+	}
+}
+
+func benchParsePolicy(b *testing.B, n int) {
 	var sb strings.Builder
 	sb.WriteString("rules:\n")
-	for i := range 1000 {
+	for i := range n {
 		fmt.Fprintf(&sb, "  - {name: r%d, tools: [tool.%d], effect: allow, when: 'intent == \"read\" && destination.host.glob(\"*.example%d.org\")'}\n", i, i, i)
 	}
 	src := []byte(sb.String())

@@ -4,8 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"runtime"
 	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"cel.dev/cel-go/cel"
@@ -421,18 +424,22 @@ func compileWhen(expr string) (program, []celIssue) {
 	if !ast.OutputType().IsExactType(types.BoolType) {
 		return program{}, []celIssue{{line: 1, msg: fmt.Sprintf("expression must be a bool, not %s", ast.OutputType())}}
 	}
-	est, err := env.EstimateCost(ast, costEstimator{})
-	if err != nil {
-		return program{}, []celIssue{{line: 1, msg: "cost estimate: " + err.Error()}}
-	}
-	if est.Max > MaxEstimatedCost {
-		return program{}, []celIssue{{line: 1, msg: fmt.Sprintf("worst-case cost %d exceeds the limit of %d", est.Max, MaxEstimatedCost)}}
+	// The worst case whatever args and task.calls hold: within the runtime
+	// limit, the expression needs no cost tracking (and is within the
+	// estimated limit too). Otherwise estimate under the input bounds.
+	tracked := true
+	if worst, err := env.EstimateCost(ast, costEstimator{unbounded: true}); err == nil && worst.Max <= MaxRuntimeCost && worst.Max <= MaxEstimatedCost {
+		tracked = false
+	} else {
+		est, err := env.EstimateCost(ast, costEstimator{})
+		if err != nil {
+			return program{}, []celIssue{{line: 1, msg: "cost estimate: " + err.Error()}}
+		}
+		if est.Max > MaxEstimatedCost {
+			return program{}, []celIssue{{line: 1, msg: fmt.Sprintf("worst-case cost %d exceeds the limit of %d", est.Max, MaxEstimatedCost)}}
+		}
 	}
 	opts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize)}
-	tracked := true
-	if worst, err := env.EstimateCost(ast, costEstimator{unbounded: true}); err == nil && worst.Max <= MaxRuntimeCost {
-		tracked = false // bounded whatever the unbounded inputs hold
-	}
 	if tracked {
 		opts = append(opts, cel.CostLimit(MaxRuntimeCost))
 	}
@@ -445,6 +452,43 @@ func compileWhen(expr string) (program, []celIssue) {
 		p.constant = &b
 	}
 	return p, nil
+}
+
+// compiledWhen is the outcome of compileWhen.
+type compiledWhen struct {
+	prg    program
+	issues []celIssue
+}
+
+// compileWhens compiles the distinct non-blank expressions of exprs, each
+// once, on up to GOMAXPROCS goroutines. Programs are immutable and safe to
+// share between rules.
+func compileWhens(exprs []string) map[string]compiledWhen {
+	var todo []string
+	out := make(map[string]compiledWhen, len(exprs))
+	for _, e := range exprs {
+		if _, dup := out[e]; dup || strings.TrimSpace(e) == "" {
+			continue
+		}
+		out[e] = compiledWhen{}
+		todo = append(todo, e)
+	}
+	results := make([]compiledWhen, len(todo))
+	workers := min(runtime.GOMAXPROCS(0), len(todo))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for i := int(next.Add(1)) - 1; i < len(todo); i = int(next.Add(1)) - 1 {
+				results[i].prg, results[i].issues = compileWhen(todo[i])
+			}
+		})
+	}
+	wg.Wait()
+	for i, e := range todo {
+		out[e] = results[i]
+	}
+	return out
 }
 
 type celIssue struct {

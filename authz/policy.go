@@ -172,17 +172,49 @@ func validRuleName(s string) error {
 // NewPolicy compiles rules written in Go. name labels the policy in errors
 // (name#N: rule "x": ...). All problems are reported together.
 func NewPolicy(name string, rules ...Rule) (*Policy, error) {
-	var errs []error
-	var out []*rule
+	pending := make([]pendingRule, len(rules))
 	for i, r := range rules {
-		pos := &PolicyError{File: fmt.Sprintf("%s#%d", name, i+1), Rule: r.Name}
-		cr, rerrs := compileRule(r, pos, nil)
+		pending[i] = pendingRule{rule: r, at: &PolicyError{File: fmt.Sprintf("%s#%d", name, i+1), Rule: r.Name}}
+	}
+	out, errs := compileRules(pending)
+	return finish(out, errs)
+}
+
+// pendingRule is a rule as written, with where it was written, waiting to
+// be compiled.
+type pendingRule struct {
+	rule   Rule
+	at     *PolicyError // file, position and rule name for its errors
+	mapPos whenPos      // nil for rules written in Go
+	errs   []error      // the rule did not parse: these are its errors
+}
+
+// compileRules compiles rules in order and reports the errors of each rule
+// in order. Their distinct when expressions
+// are compiled first, once each and concurrently: compiling CEL dominates
+// loading a policy.
+func compileRules(rules []pendingRule) ([]*rule, []error) {
+	exprs := make([]string, 0, len(rules))
+	for _, r := range rules {
+		if r.errs == nil {
+			exprs = append(exprs, r.rule.When)
+		}
+	}
+	whens := compileWhens(exprs)
+	var errs []error
+	out := make([]*rule, 0, len(rules))
+	for _, r := range rules {
+		if r.errs != nil {
+			errs = append(errs, r.errs...)
+			continue
+		}
+		cr, rerrs := compileRule(r.rule, r.at, r.mapPos, whens)
 		errs = append(errs, rerrs...)
 		if cr != nil {
 			out = append(out, cr)
 		}
 	}
-	return finish(out, errs)
+	return out, errs
 }
 
 // whenPos maps a position inside a when expression to the file.
@@ -190,7 +222,7 @@ type whenPos func(line, col int) (int, int)
 
 // compileRule validates and compiles r. at carries the file, position and
 // rule name used for its errors.
-func compileRule(r Rule, at *PolicyError, mapPos whenPos) (*rule, []error) {
+func compileRule(r Rule, at *PolicyError, mapPos whenPos, whens map[string]compiledWhen) (*rule, []error) {
 	var errs []error
 	fail := func(msg string, args ...any) {
 		e := *at
@@ -238,8 +270,12 @@ func compileRule(r Rule, at *PolicyError, mapPos whenPos) (*rule, []error) {
 	if strings.TrimSpace(r.When) == "" {
 		fail("when: expression is empty (write `true` for an unconditional rule)")
 	} else {
-		prg, issues := compileWhen(r.When)
-		for _, is := range issues {
+		w, ok := whens[r.When]
+		if !ok {
+			w.prg, w.issues = compileWhen(r.When)
+		}
+		prg := w.prg
+		for _, is := range w.issues {
 			e := *at
 			if mapPos != nil {
 				e.Line, e.Col = mapPos(is.line, is.col)

@@ -22,7 +22,8 @@ import (
 // keys are errors.
 func ParsePolicy(name string, src []byte) (*Policy, error) {
 	rules, errs := parseRules(name, src)
-	return finish(rules, errs)
+	compiled, cerrs := compileRules(rules)
+	return finish(compiled, append(errs, cerrs...))
 }
 
 // LoadPolicyFiles loads the YAML policy files matching the glob patterns
@@ -49,7 +50,7 @@ func LoadPolicyFiles(patterns ...string) (*Policy, error) {
 			}
 		}
 	}
-	var rules []*rule
+	var rules []pendingRule
 	var errs []error
 	for _, f := range files {
 		src, err := os.ReadFile(f)
@@ -61,13 +62,15 @@ func LoadPolicyFiles(patterns ...string) (*Policy, error) {
 		rules = append(rules, rs...)
 		errs = append(errs, es...)
 	}
-	return finish(rules, errs)
+	compiled, cerrs := compileRules(rules)
+	return finish(compiled, append(errs, cerrs...))
 }
 
 // maxPolicySize bounds a policy document.
 const maxPolicySize = 8 << 20
 
-func parseRules(file string, src []byte) ([]*rule, []error) {
+// parseRules parses a policy document into rules to compile.
+func parseRules(file string, src []byte) ([]pendingRule, []error) {
 	perr := func(n *yaml.Node, rule, msg string, args ...any) error {
 		e := &PolicyError{File: file, Rule: rule, Msg: fmt.Sprintf(msg, args...)}
 		if n != nil {
@@ -112,20 +115,18 @@ func parseRules(file string, src []byte) ([]*rule, []error) {
 	if rulesNode.Kind != yaml.SequenceNode {
 		return nil, append(errs, perr(rulesNode, "", "rules must be a list"))
 	}
-	var out []*rule
+	var out []pendingRule
 	for _, rn := range rulesNode.Content {
 		r, rerrs := parseRule(file, rn, perr)
-		errs = append(errs, rerrs...)
-		if r != nil {
-			out = append(out, r)
-		}
+		r.errs = rerrs
+		out = append(out, r)
 	}
 	return out, errs
 }
 
-func parseRule(file string, n *yaml.Node, perr func(*yaml.Node, string, string, ...any) error) (*rule, []error) {
+func parseRule(file string, n *yaml.Node, perr func(*yaml.Node, string, string, ...any) error) (pendingRule, []error) {
 	if n.Kind != yaml.MappingNode {
-		return nil, []error{perr(n, "", "a rule must be a mapping")}
+		return pendingRule{}, []error{perr(n, "", "a rule must be a mapping")}
 	}
 	var r Rule
 	var errs []error
@@ -212,11 +213,10 @@ func parseRule(file string, n *yaml.Node, perr func(*yaml.Node, string, string, 
 		}
 	}
 	if len(errs) > 0 {
-		return nil, errs
+		return pendingRule{}, errs
 	}
 	at := &PolicyError{File: file, Line: n.Line, Col: n.Column, Rule: r.Name}
-	cr, cerrs := compileRule(r, at, whenPosition(whenNode))
-	return cr, cerrs
+	return pendingRule{rule: r, at: at, mapPos: whenPosition(whenNode)}, nil
 }
 
 // parseLimit parses `limit: {rate: 10/m, burst: 5}`.
