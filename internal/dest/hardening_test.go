@@ -258,3 +258,48 @@ func TestPathsServersRouteDifferently(t *testing.T) {
 		})
 	}
 }
+
+// TestUnicodeVersionDependentHosts checks that hosts whose IDNA result
+// depends on the Unicode version of the tables are rejected, in every
+// spelling, while stable Unicode hosts still parse.
+func TestUnicodeVersionDependentHosts(t *testing.T) {
+	t.Parallel()
+	bad := []string{
+		"https://stra\u1E9Ee.de/",      // capital sharp s: "ss" or "ß"
+		"https://STRA%E1%BA%9EE.de/",   // percent-encoded
+		"https://a\u00A8b.com/",        // diaeresis: disallowed or " ̈"
+		"https://\u2474.example/",      // parenthesized digit one
+		"https://a\uFF01b.com/",        // fullwidth exclamation mark
+		"https://\u3200.example/",      // parenthesized hangul
+		"https://a\U000323B0.example/", // assigned in Unicode 15.1
+		"https://xn--031o.example/",    // its A-label
+		"https://a\u1C89.example/",     // assigned in Unicode 16
+		"https://\U0001F101.example/",  // digit zero comma
+		"bob@stra\u1E9Ee.de",           // e-mail domains too
+		"mailto:bob@stra%E1%BA%9Ee.de", // percent-encoded in mailto
+		"foo+bar://stra\u1E9Ee.de/",    // every scheme
+		"redis://x\u2000y.example/",    // en quad
+	}
+	for _, raw := range bad {
+		t.Run(raw, func(t *testing.T) {
+			t.Parallel()
+			d, err := dest.Parse(raw, wd)
+			require.Error(t, err, "parsed as %+v", d)
+		})
+	}
+	good := []struct{ raw, host string }{
+		{"https://straße.de/", "xn--strae-oqa.de"},
+		{"https://xn--strae-oqa.de/", "xn--strae-oqa.de"},
+		{"https://bücher.example/", "xn--bcher-kva.example"},
+		{"https://ｅｘａｍｐｌｅ．ｃｏｍ/", "example.com"},
+		{"https://例え.jp/", "xn--r8jz45g.jp"},
+	}
+	for _, tt := range good {
+		t.Run(tt.raw, func(t *testing.T) {
+			t.Parallel()
+			d, err := dest.Parse(tt.raw, wd)
+			require.NoError(t, err)
+			assert.Equal(t, tt.host, d.Host)
+		})
+	}
+}

@@ -59,6 +59,9 @@ func canonHost(h string, decode bool) (string, netip.Addr, error) {
 	case hostEmptyLabel:
 		return "", netip.Addr{}, fmt.Errorf("invalid host %q: empty label", h)
 	default:
+		if r, ok := unstableRune(name); ok {
+			return "", netip.Addr{}, fmt.Errorf("invalid host %q: %U is mapped differently by the Unicode versions of the IDNA tables", h, r)
+		}
 		a, err := profile.ToASCII(name)
 		if err != nil {
 			return "", netip.Addr{}, fmt.Errorf("invalid host %q: %v", h, err)
@@ -66,6 +69,16 @@ func canonHost(h string, decode bool) (string, netip.Addr, error) {
 		name = strings.TrimRight(a, ".")
 		if !validLDH(name) {
 			return "", netip.Addr{}, fmt.Errorf("invalid host %q: IDNA result %q is not a valid host name", h, a)
+		}
+		if strings.Contains(name, "xn--") {
+			// A-labels are decoded and validated with the same tables.
+			u, err := profile.ToUnicode(name)
+			if err != nil {
+				return "", netip.Addr{}, fmt.Errorf("invalid host %q: %v", h, err)
+			}
+			if r, ok := unstableRune(u); ok {
+				return "", netip.Addr{}, fmt.Errorf("invalid host %q: %U is mapped differently by the Unicode versions of the IDNA tables", h, r)
+			}
 		}
 	}
 	if endsInNumber(name) {
@@ -76,6 +89,33 @@ func canonHost(h string, decode bool) (string, netip.Addr, error) {
 		return ipv4String(name, ip), ip, nil
 	}
 	return name, netip.Addr{}, nil
+}
+
+// unstableRune returns the first code point of s in unstableRanges: one the
+// IDNA profile maps or validates differently depending on the Unicode
+// version of the tables golang.org/x/net/idna was built with (the Go version
+// selects them), such as U+1E9E capital sharp s ("ss" with Unicode 15, "ß"
+// with 17). Hosts containing one are rejected, so the canonical host never
+// depends on the toolchain.
+func unstableRune(s string) (rune, bool) {
+	for _, r := range s {
+		if r < 0xA0 {
+			continue
+		}
+		lo, hi := 0, len(unstableRanges)
+		for lo < hi {
+			m := int(uint(lo+hi) >> 1)
+			switch {
+			case r < unstableRanges[m][0]:
+				hi = m
+			case r > unstableRanges[m][1]:
+				lo = m + 1
+			default:
+				return r, true
+			}
+		}
+	}
+	return 0, false
 }
 
 // Results of asciiHost.
