@@ -8,6 +8,7 @@
 // # Sections
 //
 //   - Tool names: [Match] and [ValidPattern]
+//   - Many tool-name patterns at once: [Index]
 //   - Hosts: [Host]
 //   - Paths: [Within]
 //
@@ -19,6 +20,15 @@
 // pattern means exactly what it looks like. [Match] does not validate its
 // pattern; policies should call [ValidPattern] once, when they are compiled,
 // which rejects the empty pattern and any byte outside [A-Za-z0-9._*/:-].
+//
+// # Many tool-name patterns
+//
+// A policy with many rules should not try every pattern on every call, since
+// callers choose the tool names. [NewIndex] compiles a set of patterns once;
+// [Index.AppendMatches] then reports the patterns a name matches, exactly as
+// [Match] would, at a cost that grows with the length of the name and the
+// number of patterns sharing a literal that occurs in it, not with the number
+// of patterns. See [Index] for how and at what cost.
 //
 // # Hosts
 //
@@ -53,6 +63,8 @@
 //
 //	if err := glob.ValidPattern("github.*"); err != nil { ... }
 //	glob.Match("github.*", "github.create_issue")        // true
+//	ix := glob.NewIndex([]string{"github.*", "*.read"})
+//	buf = ix.AppendMatches(buf[:0], "github.read")        // [0 1]
 //	ok, err := glob.Host("*.github.com", d.Host)           // d from dest.Parse
 //	glob.Within("/workspace/src/main.go", "/workspace")    // true
 package glob

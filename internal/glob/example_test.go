@@ -38,3 +38,18 @@ func ExampleWithin() {
 	// false
 	// false
 }
+
+func ExampleIndex() {
+	patterns := []string{"github.*", "*.read", "fs.*.file", "*", "github.create_issue"}
+	ix := glob.NewIndex(patterns)
+	var buf []int
+	for _, name := range []string{"github.create_issue", "fs.read", "fs.a.file", "slack.post"} {
+		buf = ix.AppendMatches(buf[:0], name)
+		fmt.Println(name, buf)
+	}
+	// Output:
+	// github.create_issue [0 3 4]
+	// fs.read [1 3]
+	// fs.a.file [2 3]
+	// slack.post [3]
+}

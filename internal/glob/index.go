@@ -46,16 +46,20 @@ import (
 // O(len(pattern)·len(name)), linear for patterns with at most one `*`) and R
 // the number of results. Candidates are the distinct patterns whose key occurs
 // in the name where the key requires (as a prefix, as a suffix, anywhere, or
-// as the whole name), so patterns whose key does not occur in the name cost
-// nothing however many there are. A candidate that does not match is one
-// whose key occurs in the name but whose other literals do not fit: a name of
-// length L contains at most L prefix keys, L suffix keys and L·(L+1)/2
-// distinct middle keys, so C is at most that many keys times the number of
-// patterns sharing one key. A policy in which many distinct patterns share
-// every one of their literals (for example `*a*b*` and `*b*a*`) therefore
-// still lets a name containing those literals reach all of them; typical
-// policies, where each pattern names something specific, give each pattern
-// its own key.
+// as the whole name), each tried once however often its key occurs, so
+// patterns whose key does not occur in the name cost nothing however many
+// there are. A candidate that does not match is one whose key occurs in the
+// name but whose other literals do not fit. A name of length L contains at
+// most L prefix keys, L suffix keys and L·(L+1)/2 distinct middle keys, so C
+// is at most that many keys times the largest number of distinct patterns
+// filed under one key. A policy in which many distinct patterns share every
+// one of their literals (for example `x.*a*b` and `x.*b*a`) therefore still
+// lets a name containing those literals reach all of them; in typical
+// policies, where each pattern names something specific, few patterns share a
+// key.
+//
+// A lookup that reaches the middle-literal automaton uses scratch space of 4
+// bytes per automaton node, kept in a [sync.Pool] between lookups.
 type Index struct {
 	n int // number of patterns given to NewIndex
 
