@@ -302,9 +302,14 @@ func TestEncryptedBackend(t *testing.T) {
 	require.NoError(t, err)
 	tampered := given[0]
 	tampered.Sensitivity = authz.Public
-	assert.Error(t, decrypt(k, task.ID(), &tampered))
+	assert.Error(t, k.open(task.ID(), 0, &tampered))
 	otherTask := given[0]
-	assert.Error(t, decrypt(k, "task_other", &otherTask), "bound to its task")
+	assert.Error(t, k.open("task_other", 0, &otherTask), "bound to its task")
+	otherPlace := given[0]
+	assert.Error(t, k.open(task.ID(), 1, &otherPlace), "bound to its position")
+	genuine := given[0]
+	require.NoError(t, k.open(task.ID(), 0, &genuine))
+	assert.Equal(t, "alice earns 1234567", genuine.Content)
 
 	// Crypto-shredding: after the end, the kept copies cannot be decrypted.
 	task.End()
