@@ -507,6 +507,41 @@ func constantBool(ast *cel.Ast) (bool, bool) {
 	return false, false
 }
 
+// evalErrorKind names the kind of a CEL evaluation error without quoting
+// anything from its message, which may contain the values involved.
+func evalErrorKind(err error) string {
+	if err == errNotBool {
+		return "result is not a bool"
+	}
+	msg := err.Error()
+	for _, k := range [...]struct{ substr, kind string }{
+		{"cost limit exceeded", "cost limit exceeded"},
+		{"no such key", "missing key"},
+		{"no such attribute", "missing attribute"},
+		{"no such overload", "type mismatch"},
+		{"no matching overload", "type mismatch"},
+		{"divide by zero", "division by zero"},
+		{"division by zero", "division by zero"},
+		{"modulus by zero", "division by zero"},
+		{"index out of range", "index out of range"},
+		{"index out of bounds", "index out of range"},
+		{"regexp", "invalid regular expression"},
+		{"google.protobuf.Duration", "invalid duration"},
+		{"google.protobuf.Timestamp", "invalid timestamp"},
+		{"overflow", "overflow"},
+		{"range error", "overflow"},
+		{"type conversion", "invalid conversion"},
+		{"timestamp", "invalid timestamp"},
+		{"duration", "invalid duration"},
+		{"invalid", "invalid value"},
+	} {
+		if strings.Contains(msg, k.substr) {
+			return k.kind
+		}
+	}
+	return "evaluation error"
+}
+
 // errNotBool reports a program that evaluated to a non-bool.
 var errNotBool = errors.New("expression did not evaluate to a bool")
 

@@ -203,6 +203,10 @@ func (s *decision) rules() bool {
 	for _, r := range s.st.rulesFor(s.c.Tool) {
 		ok, err := r.when.eval(s.act)
 		s.x.rule(r, ok, err)
+		if err != nil {
+			// From here on only the kind of error: its text may quote values.
+			err = &RuleError{Rule: r.Name, Kind: evalErrorKind(err)}
+		}
 		if r.Mode == Shadow {
 			if err != nil {
 				s.d.Shadow = append(s.d.Shadow, ShadowOutcome{Rule: r.Name, Effect: Deny, Err: err})
@@ -232,8 +236,7 @@ func (s *decision) rules() bool {
 	}
 	switch {
 	case denied != nil && deniedErr != nil:
-		s.d.Rule, s.d.Reason = denied.Name, fmt.Sprintf("rule %s failed to evaluate: %v", denied.Name, deniedErr)
-		s.d.Err = fmt.Errorf("authz: rule %s: %w", denied.Name, deniedErr)
+		s.d.Rule, s.d.Reason, s.d.Err = denied.Name, "rule "+denied.Name+" failed to evaluate: "+deniedErr.(*RuleError).Kind, deniedErr
 		return false
 	case denied != nil:
 		s.d.Rule, s.d.Reason = denied.Name, denied.decided

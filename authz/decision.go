@@ -140,3 +140,19 @@ type ShadowOutcome struct {
 	Effect Effect
 	Err    error // the rule failed to evaluate (it would have denied)
 }
+
+// RuleError is the error of a policy rule that failed to evaluate, which
+// denies the call. Its message names the rule and the kind of failure
+// ("missing key", "type mismatch", "cost limit exceeded", ...) and never the
+// values involved: CEL's own messages quote them, and they could be
+// arguments or secrets on their way to the model or the audit log. The
+// full CEL error is only in [Guard.Explain]'s [RuleTrace.Err], for
+// debugging.
+type RuleError struct {
+	Rule string
+	Kind string
+}
+
+func (e *RuleError) Error() string {
+	return "authz: rule " + e.Rule + " failed to evaluate: " + e.Kind
+}
