@@ -120,6 +120,7 @@ func FuzzIndex(f *testing.F) {
 	f.Add("tool.*\n*.read\n*a*b*\n*\nx.y\n*ab*\nx.y", "abab.read")
 	f.Add("*a*z\n*aa*z\n*aaa*z\n*a*a*", "aaaaaaaa")
 	f.Add("fs.*.file\nfs.*\n*.file\nfs*file", "fs..file")
+	f.Add("t.0.*\nt.1.*\nt.2.*\nt.3.*\nt.4.*\nt.5.*\nt.6.*\nt.7.*\nt.8.*\nt.9.*\nt.a.*", "t.5.x")
 	f.Fuzz(func(t *testing.T, lines, name string) {
 		patterns := strings.Split(lines, "\n")
 		if len(patterns) > 64 || len(lines) > 1024 || len(name) > 256 {

@@ -138,7 +138,7 @@ func randomString(r *rand.Rand, alphabet string, n int) string {
 
 func TestIndexDifferential(t *testing.T) {
 	t.Parallel()
-	rounds := 2000
+	rounds := 500
 	if testing.Short() {
 		rounds = 200
 	}
