@@ -4,9 +4,11 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/text/unicode/norm"
 )
 
 var asciiHostSeeds = []string{
@@ -183,4 +185,18 @@ func TestValidLDH(t *testing.T) {
 	assert.False(t, validLDH("a_b"))
 	assert.False(t, validLDH(strings.Repeat("a", 64)))
 	assert.False(t, validLDH(strings.Repeat("a.", 127)+"a"))
+}
+
+// TestConfusableSeparators checks confusableSeparator against the NFKC
+// decomposition of every code point.
+func TestConfusableSeparators(t *testing.T) {
+	t.Parallel()
+	for r := rune(0x80); r <= utf8.MaxRune; r++ {
+		if strings.ContainsAny(norm.NFKC.String(string(r)), `./\;%?#`) {
+			require.True(t, confusableSeparator(r), "%U folds to %q", r, norm.NFKC.String(string(r)))
+		}
+	}
+	for _, r := range []rune{'é', 0x2474, 0x1F101, 0x3002} {
+		assert.False(t, confusableSeparator(r), "%U", r)
+	}
 }

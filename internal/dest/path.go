@@ -39,7 +39,7 @@ const upperHex = "0123456789ABCDEF"
 // (path parameters, which servlet containers strip and others keep), encoded
 // '/', '\', ';' and '%' (decoded once more by some servers and proxies),
 // control characters, decoded bytes that are not UTF-8 (overlong forms of
-// '.' and '/'), compatibility forms of '.', '/' and '\' ("%EF%BC%8F", a
+// '.' and '/'), compatibility forms of path syntax ("%EF%BC%8F", a
 // fullwidth solidus), and dot segments in a path with empty segments
 // ("/a//../b" is /b to servers that merge slashes and /a to others).
 func canonURLPath(p string) (string, error) {
@@ -119,7 +119,7 @@ func normalizePath(p string, i int) (string, error) {
 
 // checkPathRunes checks the non-ASCII bytes of the normalised path b
 // (percent-encoded, upper-case hex): decoded, they must be valid UTF-8 and
-// no code point may be a compatibility form of '.', '/' or '\', which some
+// no code point may be a compatibility form of path syntax ('.', '/', '\', ';', '%', '?', '#'), which some
 // servers fold to ASCII before routing. p is the input, for the message.
 func checkPathRunes(p string, b []byte) string {
 	var buf []byte
@@ -148,7 +148,7 @@ func checkPathRunes(p string, b []byte) string {
 				return fmt.Sprintf("percent-encoded bytes in path %q are not UTF-8", p)
 			}
 			if confusableSeparator(r) {
-				return fmt.Sprintf("%U in path %q is a compatibility form of '.', '/' or '\\'", r, p)
+				return fmt.Sprintf("%U in path %q is a compatibility form of path syntax", r, p)
 			}
 			k += size
 		}
@@ -158,21 +158,25 @@ func checkPathRunes(p string, b []byte) string {
 }
 
 // confusableSeparator reports code points whose compatibility decomposition
-// (NFKC) contains '.', '/' or '\'; TestConfusableSeparators checks the list
-// against golang.org/x/text/unicode/norm.
+// (NFKC) contains '.', '/', '\\', ';', '%', '?' or '#', which servers that fold
+// Unicode before routing turn into path syntax, and the look-alike slashes
+// U+2044, U+2215, U+29F8 and U+29F9. TestConfusableSeparators checks the
+// list against golang.org/x/text/unicode/norm.
 func confusableSeparator(r rune) bool {
+	switch {
+	case 0x2024 <= r && r <= 0x2026, // one, two, three dot leader
+		0x2488 <= r && r <= 0x249B: // digit full stop
+		return true
+	}
 	switch r {
-	case 0x2024, 0x2025, 0x2026, // one, two, three dot leader
-		0x2044, // fraction slash (NFKC keeps it; listed for safety)
-		0x2215, // division slash (listed for safety)
-		0x2488, 0x2489, 0x248A, 0x248B, 0x248C, 0x248D, 0x248E, 0x248F, 0x2490, 0x2491,
-		0x2492, 0x2493, 0x2494, 0x2495, 0x2496, 0x2497, 0x2498, 0x2499, 0x249A, 0x249B, // digit full stop
-		0xFE52,                                                                                            // small full stop
-		0xFE68,                                                                                            // small reverse solidus
-		0xFF0E,                                                                                            // fullwidth full stop
-		0xFF0F,                                                                                            // fullwidth solidus
-		0xFF3C,                                                                                            // fullwidth reverse solidus
-		0x1F100, 0x1F101, 0x1F102, 0x1F103, 0x1F104, 0x1F105, 0x1F106, 0x1F107, 0x1F108, 0x1F109, 0x1F10A: // digit full stop / comma
+	case 0x037E, // Greek question mark (NFKC ';')
+		0x2100, 0x2101, 0x2105, 0x2106, // account of, addressed to, care of, cada una
+		0x2044, 0x2215, 0x29F8, 0x29F9, // fraction, division, big solidus and reverse solidus
+		0x2047, 0x2048, 0x2049, // ??, ?!, !?
+		0x33C2, 0x33C7, 0x33D8, // a.m., Co., p.m.
+		0xFE14, 0xFE16, 0xFE19, 0xFE30, 0xFE52, 0xFE54, 0xFE56, 0xFE5F, 0xFE68, 0xFE6A, // presentation forms
+		0xFF03, 0xFF05, 0xFF0E, 0xFF0F, 0xFF1B, 0xFF1F, 0xFF3C, // fullwidth # % . / ; ? \\
+		0x1F100: // digit zero full stop
 		return true
 	}
 	return false
