@@ -102,8 +102,9 @@
 //     "%252e" and every other double encoding); ';' raw or encoded ("%3B":
 //     servlet containers strip ";jsessionid=..." path parameters and resolve
 //     "/..;/", others do not); escapes that are not UTF-8 (overlong forms
-//     such as "%C0%AE"); compatibility forms of '.', '/' and '\' (fullwidth
-//     "%EF%BC%8F", "․", "‥"); and "." or ".." segments in a path that also
+//     such as "%C0%AE"); compatibility forms of path syntax, which
+//     servers that fold Unicode turn into '.', '/', '\', ';', '%', '?' or
+//     '#' ("%EF%BC%8F" fullwidth solidus, "․", "‥", "？"); and "." or ".." segments in a path that also
 //     has empty segments ("/a//../b": /b to servers that merge slashes, /a
 //     to others).
 //

@@ -119,8 +119,9 @@ func normalizePath(p string, i int) (string, error) {
 
 // checkPathRunes checks the non-ASCII bytes of the normalised path b
 // (percent-encoded, upper-case hex): decoded, they must be valid UTF-8 and
-// no code point may be a compatibility form of path syntax ('.', '/', '\', ';', '%', '?', '#'), which some
-// servers fold to ASCII before routing. p is the input, for the message.
+// no code point may be a compatibility form of path syntax (see
+// confusableSeparator), which some servers fold to ASCII before routing. p
+// is the input, for the message.
 func checkPathRunes(p string, b []byte) string {
 	var buf []byte
 	for i := 0; i < len(b); i++ {
