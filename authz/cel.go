@@ -572,6 +572,11 @@ type activation struct {
 	dest  destView
 	canon []byte // buffer for the canonical destination
 	args  ref.Val
+	// deciders are the rules that allowed or asked, for the task and each
+	// ancestor (a buffer of the rules stage).
+	deciders []levelDecider
+	// rules is the buffer of uncached rule lookups.
+	rules ruleScratch
 
 	// now is read from the guard's clock on first use: most decisions
 	// need no time.
@@ -615,6 +620,12 @@ func newActivation(g *Guard, t *Task, c *Call) *activation {
 	return a
 }
 
+// setTask makes t the task whose view (agent, task) policies read.
+func (a *activation) setTask(t *Task) {
+	a.task.t = t
+	a.agent.v = t
+}
+
 // setDest sets the canonical destination.
 func (a *activation) setDest(d dest.Destination) { a.dest.d = d }
 
@@ -639,6 +650,9 @@ func (a *activation) release() {
 		a.dest.hostText, a.dest.hostVal = "", nil
 	}
 	a.args = nil
+	clear(a.rules.rules)
+	clear(a.deciders)
+	a.deciders = a.deciders[:0]
 	a.now, a.nowSet = time.Time{}, false
 	activations.Put(a)
 }

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/taskguard/taskguard/internal/dest"
 	"github.com/taskguard/taskguard/internal/glob"
 )
@@ -84,9 +86,7 @@ type decision struct {
 	t   *Task
 	act *activation // the CEL variables, from the destination stage on
 
-	// decider is the rule that allowed or asked.
-	decider *rule
-	d       Decision
+	d Decision
 }
 
 // deny makes s's decision a deny by built-in check rule and returns false,
@@ -195,34 +195,78 @@ func (s *decision) inspect() bool {
 	return true
 }
 
-// rules evaluates every rule for the call's tool: deny overrides ask
-// overrides allow; no match denies. A rule that fails to evaluate denies.
+// rules decides the call by the policy, for the task and then for each of
+// its ancestors in turn: a sub-task may only do what every task above it
+// may do. Each ancestor's decision uses its own agent, labels, scope and
+// taint with the same call and canonical destination; the strictest
+// effect wins (deny over ask over allow), so neither a sub-agent's own
+// identity nor a label the parent lacked can widen anything.
 func (s *decision) rules() bool {
-	var ask, allow, denied *rule
-	var deniedErr error
-	for _, r := range s.st.rulesFor(s.c.Tool) {
+	own := s.evalRules(s.t)
+	if !s.settle(own, nil) {
+		return false
+	}
+	s.act.deciders = append(s.act.deciders[:0], levelDecider{s.t, own.decider})
+	for a := s.t.parent; a != nil; a = a.parent {
+		s.act.setTask(a)
+		up := s.evalRules(a)
+		s.act.setTask(s.t)
+		if !s.settle(up, a) {
+			return false
+		}
+		s.act.deciders = append(s.act.deciders, levelDecider{a, up.decider})
+	}
+	return true
+}
+
+// levelOutcome is the policy's answer for one task of the chain.
+type levelOutcome struct {
+	effect  Effect
+	decider *rule // the rule that denied, asked or allowed; nil: no match
+	err     *RuleError
+}
+
+// levelDecider is the rule that allowed or asked for one task of the
+// chain; its rate limit is charged to that task.
+type levelDecider struct {
+	t *Task
+	r *rule
+}
+
+// evalRules evaluates every rule for the call's tool under task t's view:
+// deny overrides ask overrides allow. A rule that fails to evaluate
+// denies. Shadow rules are reported for the call's own task only.
+func (s *decision) evalRules(t *Task) levelOutcome {
+	var out levelOutcome
+	var ask, allow *rule
+	own := t == s.t
+	for _, r := range s.st.rulesFor(s.c.Tool, &s.act.rules) {
+		if r.Mode == Shadow && !own {
+			continue
+		}
 		ok, err := r.when.eval(s.act)
-		s.x.rule(r, ok, err)
+		s.x.rule(t, r, ok, err)
+		var rerr *RuleError
 		if err != nil {
 			// From here on only the kind of error: its text may quote values.
-			err = &RuleError{Rule: r.Name, Kind: evalErrorKind(err)}
+			rerr = &RuleError{Rule: r.Name, Kind: evalErrorKind(err)}
 		}
 		if r.Mode == Shadow {
-			if err != nil {
-				s.d.Shadow = append(s.d.Shadow, ShadowOutcome{Rule: r.Name, Effect: Deny, Err: err})
+			if rerr != nil {
+				s.d.Shadow = append(s.d.Shadow, ShadowOutcome{Rule: r.Name, Effect: Deny, Err: rerr})
 			} else if ok {
 				s.d.Shadow = append(s.d.Shadow, ShadowOutcome{Rule: r.Name, Effect: r.Effect})
 			}
 			continue
 		}
 		switch {
-		case denied != nil:
-			// Decided; evaluated for the explanation only.
-		case err != nil:
-			denied, deniedErr = r, err
+		case out.decider != nil:
+			// Denied; evaluated for the explanation only.
+		case rerr != nil:
+			out.decider, out.err = r, rerr
 		case !ok:
 		case r.Effect == Deny:
-			denied = r
+			out.decider = r
 		case r.Effect == Ask:
 			if ask == nil {
 				ask = r
@@ -230,49 +274,88 @@ func (s *decision) rules() bool {
 		case allow == nil:
 			allow = r
 		}
-		if denied != nil && s.x == nil {
-			break
+		if out.decider != nil && s.x == nil {
+			return out
 		}
 	}
 	switch {
-	case denied != nil && deniedErr != nil:
-		s.d.Rule, s.d.Reason, s.d.Err = denied.Name, "rule "+denied.Name+" failed to evaluate: "+deniedErr.(*RuleError).Kind, deniedErr
-		return false
-	case denied != nil:
-		s.d.Rule, s.d.Reason = denied.Name, denied.decided
-		return false
+	case out.decider != nil:
 	case ask != nil:
-		s.decider, s.d.Effect = ask, Ask
+		out.effect, out.decider = Ask, ask
 	case allow != nil:
-		s.decider, s.d.Effect = allow, Allow
-	default:
-		s.d.Rule, s.d.Reason = RuleNoMatch, "no rule allows this call"
-		return false
+		out.effect, out.decider = Allow, allow
 	}
-	s.d.Rule, s.d.Reason = s.decider.Name, s.decider.decided
-	return true
+	return out
 }
 
-// quota applies the deciding rule's rate limit and the call budgets of the
+// settle folds one task's outcome into the decision and reports whether
+// the decision is still open. above is the ancestor the outcome is for, or
+// nil for the call's own task.
+func (s *decision) settle(o levelOutcome, above *Task) bool {
+	var reason string
+	switch {
+	case o.decider == nil:
+		s.d.Effect, s.d.Rule, reason = Deny, RuleNoMatch, "no rule allows this call"
+	case o.err != nil:
+		s.d.Effect, s.d.Rule, s.d.Err, reason = Deny, o.decider.Name, o.err, "rule "+o.decider.Name+" failed to evaluate: "+o.err.Kind
+	case o.effect == Deny:
+		s.d.Effect, s.d.Rule, reason = Deny, o.decider.Name, o.decider.decided
+	case above != nil && (s.d.Effect == Ask || o.effect == Allow):
+		return true // the call's own answer is at least as strict
+	default:
+		s.d.Effect, s.d.Rule, reason = o.effect, o.decider.Name, o.decider.decided
+	}
+	if above != nil {
+		reason = "for ancestor task " + above.id + " (agent " + above.agent.ID + "): " + reason
+	}
+	s.d.Reason = reason
+	return s.d.Effect != Deny
+}
+
+// quota applies the rate limit of the rule that decided for each task of
+// the chain, to that task, all or nothing, and the call budgets of the
 // task and its ancestors.
 func (s *decision) quota() bool {
-	t, r := s.t, s.decider
-	if r.Limit != nil {
-		if wait, ok := t.rateLimit(r, s.act.time(), s.consume); !ok {
-			if wait >= time.Second {
-				wait = wait.Round(time.Second)
-			}
-			s.d.Effect = Deny
-			s.d.Reason = fmt.Sprintf("rate limit %d/%v of rule %s exceeded; retry in %v", r.Limit.Rate, r.Limit.Per,
-				r.Name, wait.Round(time.Millisecond))
-			return false
-		}
+	if !s.rateLimits() {
+		return false
 	}
-	if len(t.budgets) > 0 || t.parent != nil {
+	if t := s.t; len(t.budgets) > 0 || t.parent != nil {
 		if err := t.budgetLeft(s.c.Tool); err != nil {
 			s.d.Effect, s.d.Rule, s.d.Reason, s.d.Err = Deny, RuleBudget, err.Error(), err
 			return false
 		}
+	}
+	return true
+}
+
+func (s *decision) rateLimits() bool {
+	var taken [4]*rate.Reservation
+	reserved := taken[:0]
+	for _, ld := range s.act.deciders {
+		if ld.r.Limit == nil {
+			continue
+		}
+		now := s.act.time()
+		res, wait, ok := ld.t.rateLimit(ld.r, now, s.consume)
+		if ok {
+			if res != nil {
+				reserved = append(reserved, res)
+			}
+			continue
+		}
+		for _, r := range reserved {
+			r.CancelAt(now)
+		}
+		if wait >= time.Second {
+			wait = wait.Round(time.Second)
+		}
+		l := ld.r.Limit
+		s.d.Effect, s.d.Rule = Deny, ld.r.Name
+		s.d.Reason = fmt.Sprintf("rate limit %d/%v of rule %s exceeded; retry in %v", l.Rate, l.Per, ld.r.Name, wait.Round(time.Millisecond))
+		if ld.t != s.t {
+			s.d.Reason = "for ancestor task " + ld.t.id + ": " + s.d.Reason
+		}
+		return false
 	}
 	return true
 }

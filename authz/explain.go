@@ -51,6 +51,9 @@ type RuleTrace struct {
 	Err     error
 	// Pos is where the rule is defined (file:line:col).
 	Pos string
+	// Task is the ID of the task under whose view the rule was evaluated:
+	// the call's task, or for a sub-task also each ancestor in turn.
+	Task string
 }
 
 // Explanation is how the guard decided a call: the built-in checks in
@@ -73,7 +76,7 @@ func (g *Guard) Explain(ctx context.Context, c Call) Explanation {
 	d := g.decide(ctx, c, false, x)
 	x.Decision = d
 	if len(x.Rules) == 0 { // a built-in check decided: list the rules it skipped
-		for _, r := range g.state.Load().rulesFor(c.Tool) {
+		for _, r := range g.state.Load().rulesFor(c.Tool, nil) {
 			x.Rules = append(x.Rules, RuleTrace{Rule: r.Name, Effect: r.Effect, Mode: r.Mode, Outcome: Skipped, Pos: r.pos})
 		}
 	}
@@ -87,7 +90,7 @@ func (x *Explanation) invariant(name string, passed bool, detail string) {
 	x.Invariants = append(x.Invariants, InvariantCheck{Name: name, Passed: passed, Detail: detail})
 }
 
-func (x *Explanation) rule(r *rule, matched bool, err error) {
+func (x *Explanation) rule(t *Task, r *rule, matched bool, err error) {
 	if x == nil {
 		return
 	}
@@ -98,7 +101,7 @@ func (x *Explanation) rule(r *rule, matched bool, err error) {
 	case matched:
 		o = Matched
 	}
-	x.Rules = append(x.Rules, RuleTrace{Rule: r.Name, Effect: r.Effect, Mode: r.Mode, Outcome: o, Err: err, Pos: r.pos})
+	x.Rules = append(x.Rules, RuleTrace{Rule: r.Name, Effect: r.Effect, Mode: r.Mode, Outcome: o, Err: err, Pos: r.pos, Task: t.id})
 }
 
 // String renders the explanation for a test failure or a log:

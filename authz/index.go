@@ -4,6 +4,8 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+
+	"github.com/taskguard/taskguard/internal/glob"
 )
 
 // compiled is a policy indexed by tool.
@@ -15,9 +17,16 @@ type compiled struct {
 	// globs are the rules with a wildcard pattern, in evaluation order; they
 	// apply to tools that are not in byTool after matching.
 	globs []*rule
+	// patterns indexes the tool patterns of globs; patternRule maps a
+	// pattern's position to its rule's position in globs. The patterns of
+	// a rule are contiguous and rules are in evaluation order, so matches
+	// in ascending pattern order are rules in evaluation order.
+	patterns    *glob.Index
+	patternRule []int
 	// other caches the matching globs of tools not in byTool, for up to
-	// maxCachedTools tools (tool names come from callers: the cache is
-	// bounded).
+	// maxCachedTools tools. Beyond it, lookups use the pattern index: tool
+	// names come from callers, and no name may make a lookup cost more
+	// than the index's, whatever the number of rules.
 	other  sync.Map // string → []*rule
 	others atomic.Int32
 }
@@ -25,26 +34,47 @@ type compiled struct {
 // maxCachedTools bounds the per-policy cache of tools matched only by globs.
 const maxCachedTools = 4096
 
-// rulesFor returns the rules that apply to tool, in evaluation order.
-func (c *compiled) rulesFor(tool string) []*rule {
+// ruleScratch holds the buffers of an uncached glob lookup.
+type ruleScratch struct {
+	patterns []int
+	rules    []*rule
+}
+
+// rulesFor returns the rules that apply to tool, in evaluation order. The
+// result is valid until scratch's next use; a nil scratch allocates.
+func (c *compiled) rulesFor(tool string, scratch *ruleScratch) []*rule {
 	if rs, ok := c.byTool[tool]; ok {
 		return rs
 	}
 	if rs, ok := c.other.Load(tool); ok {
 		return rs.([]*rule)
 	}
-	var rs []*rule
-	for _, r := range c.globs {
-		if r.matchesTool(tool) {
-			rs = append(rs, r)
-		}
-	}
 	if c.others.Load() < maxCachedTools {
+		rs := c.matchGlobs(tool, nil, nil)
 		if _, loaded := c.other.LoadOrStore(tool, rs); !loaded {
 			c.others.Add(1)
 		}
+		return rs
 	}
-	return rs
+	if scratch == nil {
+		return c.matchGlobs(tool, nil, nil)
+	}
+	scratch.patterns = scratch.patterns[:0]
+	scratch.rules = c.matchGlobs(tool, scratch.patterns, scratch.rules[:0])
+	return scratch.rules
+}
+
+// matchGlobs appends the glob rules matching tool to dst, in evaluation
+// order, using patterns as the index's buffer.
+func (c *compiled) matchGlobs(tool string, patterns []int, dst []*rule) []*rule {
+	last := -1
+	for _, p := range c.patterns.AppendMatches(patterns, tool) {
+		if i := c.patternRule[p]; i != last {
+			dst = append(dst, c.globs[i])
+			last = i
+		}
+	}
+	return dst
 }
 
 // evalOrder sorts rules: shadow rules first (so they are always
@@ -78,6 +108,15 @@ func index(p *Policy) *compiled {
 			c.globs = append(c.globs, r)
 		}
 	}
+	slices.SortFunc(c.globs, evalOrder)
+	var patterns []string
+	for i, r := range c.globs {
+		for _, t := range r.Tools {
+			patterns = append(patterns, t)
+			c.patternRule = append(c.patternRule, i)
+		}
+	}
+	c.patterns = glob.NewIndex(patterns)
 	for _, r := range exact {
 		for _, t := range r.Tools {
 			if !slices.Contains(c.byTool[t], r) {
@@ -86,14 +125,9 @@ func index(p *Policy) *compiled {
 		}
 	}
 	for t, rs := range c.byTool {
-		for _, r := range c.globs {
-			if r.matchesTool(t) {
-				rs = append(rs, r)
-			}
-		}
+		rs = c.matchGlobs(t, nil, rs)
 		slices.SortFunc(rs, evalOrder)
 		c.byTool[t] = slices.Clip(rs)
 	}
-	slices.SortFunc(c.globs, evalOrder)
 	return c
 }

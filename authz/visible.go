@@ -53,7 +53,7 @@ func (c *compiled) couldAllow(t *Task, tool, intent string) (can bool) {
 	}()
 	act := newActivation(t.guard, t, &Call{Tool: tool, Intent: intent})
 	defer act.release()
-	for _, r := range c.rulesFor(tool) {
+	for _, r := range c.rulesFor(tool, nil) {
 		if r.Mode == Shadow {
 			continue
 		}
