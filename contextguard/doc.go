@@ -32,8 +32,13 @@
 // # Handoff, cache, backends
 //
 // [Memory.Handoff] gives a sub-task the entries at or below its clearance
-// (optionally only trusted ones). [Cache] is a task-scoped cache. A
-// [Backend] persists entries; wrap it with [Encrypted] so entries are
-// stored under a per-task AES-GCM key that is destroyed when the task
-// ends (crypto-shredding).
+// (optionally only trusted ones); it is the only way code running under a
+// sub-task draws on an ancestor's memory: [Memory.Add] and other targets
+// of Handoff refuse such callers with [ErrAncestorMemory], and reads never
+// return entries above the memory's task's clearance. [Cache] is a
+// task-scoped cache; a sub-task has its own. A [Backend] persists entries;
+// wrap it with [Encrypted] so entries are stored under a per-task AES-GCM
+// key that is destroyed when the task ends (crypto-shredding), each bound
+// to its task and its position: a backend that drops, truncates, reorders,
+// repeats or swaps entries makes reads fail with [ErrTampered].
 package contextguard

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,6 +17,13 @@ import (
 // ErrTaskEnded is returned by every method of a Memory or Cache whose task
 // has ended (or that has no task).
 var ErrTaskEnded = errors.New("contextguard: task ended")
+
+// ErrAncestorMemory is returned when code running under a sub-task (its
+// context carries a task that descends from the memory's task) reaches for
+// an ancestor's memory through a method that takes a context: a sub-task
+// may neither read nor write above its clearance. The documented way for a
+// sub-task to receive its ancestor's context is [Memory.Handoff].
+var ErrAncestorMemory = errors.New("contextguard: a sub-task may not use an ancestor's memory")
 
 // Entry is one item of a task's conversation memory.
 type Entry struct {
@@ -146,9 +154,14 @@ func (m *Memory) Task() *authz.Task { return m.task }
 // (task.Observe(e.Source, e.Sensitivity, e.Trusted)), so policies see what
 // the task has read. Content and Source pass through the redactor first.
 // An entry above the task's clearance is refused; after the task ends Add
-// returns ErrTaskEnded.
+// returns ErrTaskEnded. When ctx carries a sub-task of the memory's task,
+// Add returns ErrAncestorMemory: a sub-task does not write into its
+// ancestor's memory (nor taint it).
 func (m *Memory) Add(ctx context.Context, e Entry) error {
 	if err := m.check(); err != nil {
+		return err
+	}
+	if err := m.checkCaller(ctx); err != nil {
 		return err
 	}
 	if !e.Sensitivity.Valid() {
@@ -181,7 +194,11 @@ func (m *Memory) Add(ctx context.Context, e Entry) error {
 	return nil
 }
 
-// Entries returns a copy of the task's entries, oldest first.
+// Entries returns a copy of the task's entries, oldest first. Entries
+// above the task's clearance are never returned (Add refuses them; a
+// backend shared by several tasks of one ID could hold some). Entries
+// takes no context: whoever holds a Memory may read it, so hand a sub-agent
+// the memory [Memory.Handoff] returns, never its ancestor's.
 func (m *Memory) Entries() ([]Entry, error) {
 	if err := m.check(); err != nil {
 		return nil, err
@@ -193,7 +210,22 @@ func (m *Memory) Entries() ([]Entry, error) {
 	if err := m.check(); err != nil {
 		return nil, err
 	}
-	return es, nil
+	return m.withinClearance(es), nil
+}
+
+// withinClearance drops the entries above the task's clearance, in place.
+func (m *Memory) withinClearance(es []Entry) []Entry {
+	c := m.task.Clearance()
+	return slices.DeleteFunc(es, func(e Entry) bool { return e.Sensitivity > c || !e.Sensitivity.Valid() })
+}
+
+// checkCaller refuses a ctx whose task is a strict descendant of the
+// memory's task.
+func (m *Memory) checkCaller(ctx context.Context) error {
+	if ct, ok := authz.TaskFrom(ctx); ok && ct.DescendsFrom(m.task) {
+		return ErrAncestorMemory
+	}
+	return nil
 }
 
 // Window returns the newest entries that fit in at most maxEntries entries
@@ -211,7 +243,7 @@ func (m *Memory) Window(maxEntries, maxChars int) ([]Entry, error) {
 		if err := m.check(); err != nil {
 			return nil, err
 		}
-		return es, nil
+		return m.withinClearance(es), nil
 	}
 	es, err := m.Entries()
 	if err != nil {
@@ -242,12 +274,21 @@ func TrustedOnly() HandoffOption { return func(h *handoff) { h.trustedOnly = tru
 // TrustedOnly, only trusted ones). The child's taint records what it
 // received. child must be a sub-task (at any depth) of this memory's task;
 // nothing else of the parent's memory is reachable from the child.
+//
+// Handoff is the one path by which code running under a sub-task may draw
+// on an ancestor's memory: when ctx carries a sub-task of this memory's
+// task, child must be that sub-task or one of its own sub-tasks (so the
+// caller never receives more than its own clearance allows); any other
+// target is refused with ErrAncestorMemory.
 func (m *Memory) Handoff(ctx context.Context, child *authz.Task, opts ...HandoffOption) (*Memory, error) {
 	if err := m.check(); err != nil {
 		return nil, err
 	}
 	if child == nil || !child.DescendsFrom(m.task) {
 		return nil, errors.New("contextguard: handoff target is not a sub-task of this memory's task")
+	}
+	if ct, ok := authz.TaskFrom(ctx); ok && ct.DescendsFrom(m.task) && ct != child && !child.DescendsFrom(ct) {
+		return nil, ErrAncestorMemory
 	}
 	var h handoff
 	for _, o := range opts {
