@@ -394,3 +394,27 @@ func BenchmarkExplain(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkCheckDepth decides the benchmark call for a sub-task at depth
+// 0 (no parent), 1, 2 and 4: the policy is evaluated for the task and each
+// ancestor.
+func BenchmarkCheckDepth(b *testing.B) {
+	for _, depth := range []int{0, 1, 2, 4} {
+		b.Run(fmt.Sprintf("depth=%d", depth), func(b *testing.B) {
+			g, ctx := benchGuard(b, 50)
+			for range depth {
+				var err error
+				ctx, _, err = g.Begin(ctx, TaskSpec{Agent: Agent{ID: "spiffe://bench/worker"}, Clearance: Internal})
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if g.Check(ctx, benchCall).Effect != Allow {
+					b.Fatal("denied")
+				}
+			}
+		})
+	}
+}

@@ -10,13 +10,14 @@ import (
 )
 
 // rateLimit applies r's limit for the task at now. With consume a token is
-// taken; otherwise availability is only reported. It returns how long to
-// wait when no token is available.
-func (t *Task) rateLimit(r *rule, now time.Time, consume bool) (time.Duration, bool) {
+// taken and its reservation returned (to cancel it if another limit of the
+// same call denies); otherwise availability is only reported. It returns
+// how long to wait when no token is available.
+func (t *Task) rateLimit(r *rule, now time.Time, consume bool) (*rate.Reservation, time.Duration, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.done {
-		return 0, false
+		return nil, 0, false
 	}
 	lim, ok := t.limiters[r.Name]
 	if !ok || lim.limit != *r.Limit {
@@ -29,19 +30,19 @@ func (t *Task) rateLimit(r *rule, now time.Time, consume bool) (time.Duration, b
 	}
 	if !consume {
 		if tokens := lim.l.TokensAt(now); tokens < 1 {
-			return time.Duration((1 - tokens) / float64(lim.l.Limit()) * float64(time.Second)), false
+			return nil, time.Duration((1 - tokens) / float64(lim.l.Limit()) * float64(time.Second)), false
 		}
-		return 0, true
+		return nil, 0, true
 	}
 	res := lim.l.ReserveN(now, 1)
 	if !res.OK() {
-		return lim.limit.Per, false
+		return nil, lim.limit.Per, false
 	}
 	if wait := res.DelayFrom(now); wait > 0 {
 		res.CancelAt(now)
-		return wait, false
+		return nil, wait, false
 	}
-	return 0, true
+	return res, 0, true
 }
 
 // taskLimiter is one rule's limiter for one task.
@@ -77,8 +78,9 @@ func (x *Task) overBudgetLocked(tool string) error {
 	return nil
 }
 
-// reserveCall counts one authorized call of tool on the task (task.calls)
-// and against the budgets of the task and its ancestors; when a budget is
+// reserveCall counts one authorized call of tool on the task and each of
+// its ancestors (task.calls: a sub-task's calls are its parent's too) and
+// against their budgets; when a budget is
 // spent nothing is counted and the error says which.
 func (t *Task) reserveCall(tool string) error {
 	var chain []*Task
@@ -110,10 +112,12 @@ func (t *Task) reserveCall(tool string) error {
 			}
 		}
 	}
-	if t.calls == nil {
-		t.calls = make(map[string]int)
+	for _, x := range chain {
+		if x.calls == nil {
+			x.calls = make(map[string]int)
+		}
+		x.calls[tool]++
 	}
-	t.calls[tool]++
 	return nil
 }
 

@@ -318,6 +318,9 @@ func (t *Task) narrow(p *Task, ttl time.Duration) error {
 	if len(p.labels) > 0 {
 		merged := maps.Clone(p.labels)
 		maps.Copy(merged, t.labels)
+		if len(merged) > MaxInputSize {
+			return fmt.Errorf("authz: begin: sub-task labels merged with the parent's have more than %d entries", MaxInputSize)
+		}
 		t.labels = merged
 	}
 	return nil
