@@ -342,12 +342,18 @@ func parseIPv4Number(s string) (uint64, bool) {
 // internal suffixes below, and the cloud metadata name
 // metadata.google.internal. host is canonical.
 func privateName(host string) bool {
-	if strings.IndexByte(host, '.') < 0 || loopbackName(host) {
-		return true
-	}
-	tld := host[strings.LastIndexByte(host, '.')+1:]
-	switch tld {
-	case "local", // RFC 6762 mDNS
+	dot := strings.LastIndexByte(host, '.')
+	return dot < 0 || privateSuffix(host, dot)
+}
+
+// privateSuffix is privateName for a host whose last '.' is at dot: the
+// last label is one of the private top-level names, or host is under
+// home.arpa. (Multi-label loopback names are those under localhost and
+// localdomain*.)
+func privateSuffix(host string, dot int) bool {
+	switch host[dot+1:] {
+	case "localhost", "localdomain", "localdomain4", "localdomain6", // RFC 6761, hosts files
+		"local",                                      // RFC 6762 mDNS
 		"internal",                                   // ICANN private-use TLD; includes metadata.google.internal
 		"lan", "home", "corp", "intranet", "private": // RFC 6762 appendix G
 		return true

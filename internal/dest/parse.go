@@ -21,6 +21,38 @@ import (
 // for concurrent use and, for an already canonical https URL, does not
 // allocate.
 func Parse(raw, workdir string) (Destination, error) {
+	if d, _, ok := parseFast(raw); ok {
+		return d, nil
+	}
+	return parseFull(raw, workdir)
+}
+
+// ParseText is [Parse] that also returns the canonical text of the
+// destination, [Destination.String]. When raw is already canonical, text is
+// raw itself and ParseText does not allocate; when raw is canonical but for
+// a query or fragment, text is the prefix of raw without them. On failure
+// text is "" and err is the error Parse returns. ParseText is safe for
+// concurrent use and never panics.
+//
+// Most callers that need both should prefer ParseText to Parse followed by
+// String: an already canonical http or https URL
+// ("https://api.github.com/repos/x/y") is parsed in one pass.
+func ParseText(raw, workdir string) (d Destination, text string, err error) {
+	if d, text, ok := parseFast(raw); ok {
+		return d, text, nil
+	}
+	d, err = parseFull(raw, workdir)
+	if err != nil {
+		return Destination{}, "", err
+	}
+	if textIs(d, raw) {
+		return d, raw, nil
+	}
+	return d, d.String(), nil
+}
+
+// parseFull is Parse without the fast path.
+func parseFull(raw, workdir string) (Destination, error) {
 	if raw == "" {
 		return Destination{}, nil
 	}
