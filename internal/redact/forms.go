@@ -53,15 +53,18 @@ func Forms(secret []byte) [][]byte {
 	}
 	add(bytes.Clone(secret))
 
+	// add clears a duplicate form: derive every variant before adding.
 	h := make([]byte, hex.EncodedLen(len(secret)))
 	hex.Encode(h, secret)
+	upper := bytes.ToUpper(h)
 	add(h)
-	add(bytes.ToUpper(h))
+	add(upper)
 
 	for _, esc := range []func(string) string{url.QueryEscape, url.PathEscape, escapeAll} {
 		e := []byte(esc(string(secret)))
+		lower := lowerEscapes(bytes.Clone(e))
 		add(e)
-		add(lowerEscapes(bytes.Clone(e)))
+		add(lower)
 	}
 
 	// The characters of base64(prefix + secret) that do not depend on the

@@ -144,6 +144,7 @@ func TestFormsShapes(t *testing.T) {
 	assert.Equal(t, "abcdef", string(forms[0]), "the secret itself comes first")
 	for i, f := range forms {
 		assert.GreaterOrEqual(t, len(f), redact.MinLen)
+		assert.NotContains(t, string(f), "\x00", "no form is made of bytes the secret lacks")
 		for _, g := range forms[:i] {
 			assert.NotEqual(t, string(g), string(f), "forms are distinct")
 		}

@@ -1,6 +1,7 @@
 package redact_test
 
 import (
+	"bytes"
 	"fmt"
 	"net/url"
 	"slices"
@@ -137,6 +138,11 @@ func FuzzForms(f *testing.F) {
 				t.Fatalf("Forms of a %d-byte secret: %d forms", len(secret), len(forms))
 			}
 			return
+		}
+		for i, f := range forms {
+			if !bytes.Contains(secret, []byte{0}) && bytes.Contains(f, []byte{0}) {
+				t.Fatalf("form %d of %q has a NUL byte the secret lacks: %q", i, secret, f)
+			}
 		}
 		m, err := redact.New(forms)
 		if err != nil {
