@@ -50,10 +50,15 @@ func (f GranterFunc) Approve(ctx context.Context, c Call, d Decision) (bool, err
 //
 // An approval granted for the task (Grant.ForTask) covers identical calls
 // later in the task without asking again; any other approval is used once.
-// A changed argument or destination, another task or a new policy version
-// changes the digest, so the call asks again. No approver, a refusal, an
-// approver error or panic, no answer within the approval timeout, and a
-// done context all deny. Authorize blocks while the approver does.
+// A changed argument, destination or sensitivity, another task or a new
+// policy version changes the digest, so the call asks again. Calls of a
+// [Tool] with OpaqueArgs are approved once at a time: a grant for the task
+// would cover arguments nobody saw. No approver, a refusal, an approver
+// error or panic, no answer within the approval timeout, and a done context
+// all deny; so does an approval that comes too late: the task ended or
+// passed its deadline, or the policy changed, while the approver decided
+// (RuleTaskEnded, the audit record says so). Authorize blocks while the
+// approver does.
 func (g *Guard) Authorize(ctx context.Context, c Call) error {
 	d := g.decide(ctx, c, true, nil)
 	switch d.Effect {
@@ -87,7 +92,8 @@ func (g *Guard) approve(ctx context.Context, c Call, d Decision) (out Decision) 
 		}
 	}()
 	t, _ := TaskFrom(ctx)
-	if t != nil {
+	opaque := opaqueArgs(ctx)
+	if t != nil && !opaque {
 		if by, ok := t.standingGrant(d.Digest); ok {
 			out.Effect, out.ApprovedBy, out.Reason = Allow, by, "approved for the task by "+by+": "+d.Reason
 			return out
@@ -101,17 +107,46 @@ func (g *Guard) approve(ctx context.Context, c Call, d Decision) (out Decision) 
 	switch {
 	case err != nil:
 		out.Rule, out.Reason, out.Err = RuleApproval, "approver failed: "+err.Error(), err
+		return out
 	case ctx.Err() != nil:
 		out.Rule, out.Reason, out.Err = RuleApproval, "context done during approval", ctx.Err()
+		return out
 	case !gr.Approved:
 		out.Rule, out.Reason = RuleApproval, fmt.Sprintf("approval for rule %s was refused", d.Rule)
-	default:
-		if gr.ForTask && t != nil {
+		return out
+	}
+	// A person may take minutes: what the approval was for must still hold.
+	if late := g.approvalTooLate(t, d); late != "" {
+		out.Rule, out.Reason = RuleTaskEnded, "the approval came too late: "+late
+		return out
+	}
+	out.Effect, out.ApprovedBy, out.Reason = Allow, gr.By, "approved: "+d.Reason
+	if gr.ForTask && t != nil {
+		if opaque {
+			out.Reason = "approved once (the tool's arguments are opaque, so no approval covers the task): " + d.Reason
+		} else {
 			t.grant(d.Digest, gr.By)
 		}
-		out.Effect, out.ApprovedBy, out.Reason = Allow, gr.By, "approved: "+d.Reason
 	}
 	return out
+}
+
+// approvalTooLate says why an approval of decision d can no longer be
+// used: the task ended or passed its deadline, or the policy changed, while
+// the approver decided. It returns "" when the approval stands.
+func (g *Guard) approvalTooLate(t *Task, d Decision) string {
+	switch {
+	case t == nil:
+		return "the call has no task"
+	case t.Ended():
+		return "the task ended while the approver decided"
+	case g.expired(t):
+		t.End()
+		return "the task passed its deadline while the approver decided"
+	case g.state.Load().policy.version != d.PolicyVersion:
+		return "the policy changed while the approver decided"
+	}
+	return ""
 }
 
 // askApprover runs the approver under the approval timeout, recovering a
@@ -150,16 +185,16 @@ func (g *Guard) askApprover(ctx context.Context, c Call, d Decision) (Grant, err
 	}
 }
 
-// callDigest identifies the exact call: agent, task, tool, intent,
-// canonical destination, canonical JSON of the arguments and the policy
-// version.
-func callDigest(t *Task, c *Call, canon, version string) (string, error) {
+// callDigest identifies the exact call and what its decision depended on:
+// agent, task, tool, intent, canonical destination, sensitivity, canonical
+// JSON of the arguments, the rule that asked and the policy version.
+func callDigest(t *Task, c *Call, canon, rule, version string) (string, error) {
 	args, err := json.Marshal(c.Args) // map keys are sorted
 	if err != nil {
 		return "", fmt.Errorf("arguments are not JSON: %w", err)
 	}
 	h := sha256.New()
-	for _, s := range []string{t.agent.ID, t.id, c.Tool, c.Intent, canon, string(args), version} {
+	for _, s := range []string{t.agent.ID, t.id, c.Tool, c.Intent, canon, c.Sensitivity.String(), string(args), rule, version} {
 		var n [binary.MaxVarintLen64]byte
 		h.Write(n[:binary.PutUvarint(n[:], uint64(len(s)))])
 		h.Write([]byte(s))

@@ -366,7 +366,7 @@ func (s *decision) bindApproval() {
 		return
 	}
 	var err error
-	s.d.Digest, err = callDigest(s.t, &s.c, s.d.Destination, s.d.PolicyVersion)
+	s.d.Digest, err = callDigest(s.t, &s.c, s.d.Destination, s.d.Rule, s.d.PolicyVersion)
 	if err != nil {
 		s.d.Effect, s.d.Reason, s.d.Err = Deny, "call cannot be bound to an approval: "+err.Error(), err
 	}

@@ -47,8 +47,9 @@ type Decision struct {
 	// Shadow lists what shadow rules (and, under WithDryRun, the policy)
 	// would have decided; it never changes Effect.
 	Shadow []ShadowOutcome
-	// Digest identifies the exact call an Ask decision is about (agent,
-	// task, tool, intent, canonical destination, arguments, policy
+	// Digest identifies the exact call an Ask decision is about and what
+	// the decision depended on (agent, task, tool, intent, canonical
+	// destination, sensitivity, arguments, the rule that asked, policy
 	// version); approvals are bound to it.
 	Digest string
 	// ApprovedBy names who approved an Ask that Authorize allowed.
