@@ -20,7 +20,16 @@
 //	defer task.End()
 //
 // A Begin from a context that already carries a task starts a sub-task,
-// which may only narrow its parent. [Task.End] runs the hooks other packages
+// which may only narrow its parent: fewer intents and tools, lower
+// clearance, an earlier deadline. Delegation never widens anything: a call
+// of a sub-task is decided for the sub-task and again for each ancestor,
+// under that ancestor's agent, labels and taint (the strictest effect wins,
+// and any ask asks), and rate limits, budgets and task.calls count on
+// every ancestor. So a sub-agent with its own identity, or a label its
+// parent lacked, gains nothing; write rules that should pass on through
+// delegation over the task's scope (intents, tools, labels), and rules by
+// agent where only that agent may act. No method hands out a parent *Task
+// ([Task.ParentID] gives its ID). [Task.End] runs the hooks other packages
 // registered with [Task.OnEnd] (the secrets broker revokes leases,
 // contextguard wipes memory). [Task.Observe] records what the task has seen;
 // policies read it as task.taint.
@@ -32,7 +41,8 @@
 // then the rules for the call's tool: deny overrides ask overrides allow, and
 // no matching rule denies ([RuleNoMatch]). A rule whose expression fails at
 // run time (a missing key, the cost limit) denies and the [Decision] names
-// it. Check never panics and writes one audit record per decision to the
+// it with the kind of error ([RuleError]), never the values CEL quotes;
+// [Guard.Explain] keeps the full error for debugging. Check never panics and writes one audit record per decision to the
 // logger set with [WithLogger]; arguments are never logged.
 //
 // # Policies
