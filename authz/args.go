@@ -88,10 +88,12 @@ type keyFrame struct {
 // JSON value (DecodeArgs decodes it first). It scans the bytes once.
 func checkKeys(raw []byte) error {
 	var (
-		arr   [256]byte
-		buf   = arr[:0] // folded keys of the open objects, back to back
-		ends  []int     // ends[i]: end of the i-th folded key in buf
-		stack []keyFrame
+		bufArr   [256]byte
+		endsArr  [32]int
+		stackArr [16]keyFrame
+		buf      = bufArr[:0]  // folded keys of the open objects, back to back
+		ends     = endsArr[:0] // ends[i]: end of the i-th folded key in buf
+		stack    = stackArr[:0]
 	)
 	for i := 0; i < len(raw); {
 		c := raw[i]
