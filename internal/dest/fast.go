@@ -8,11 +8,11 @@ import "strconv"
 // zeros, and a clean path of literal path bytes (no '%', no empty, "." or
 // ".." segment, no trailing '/' but for the root), optionally followed by a
 // query or fragment of printable ASCII with valid percent-escapes. ok is
-// false for anything else, and the caller must use parseFull; when ok, d is
-// exactly what parseFull returns, and text is its canonical text, a prefix
-// of raw. Host and Path are substrings of raw, so parseFast does not
+// false for anything else (and *d untouched), and the caller must use
+// parseFull; when ok, *d is exactly what parseFull returns, and text is its
+// canonical text, a prefix of raw. Host and Path are substrings of raw, so parseFast does not
 // allocate. FuzzFastPath checks it against parseFull.
-func parseFast(raw string) (d Destination, text string, ok bool) {
+func parseFast(raw string, d *Destination) (text string, ok bool) {
 	var scheme string
 	var port int
 	switch {
@@ -21,7 +21,7 @@ func parseFast(raw string) (d Destination, text string, ok bool) {
 	case len(raw) > 7 && raw[:7] == "http://":
 		scheme, port = "http", 80
 	default:
-		return Destination{}, "", false
+		return "", false
 	}
 	rest := raw[len(scheme)+3:]
 
@@ -34,20 +34,20 @@ func parseFast(raw string) (d Destination, text string, ok bool) {
 		switch fastClass[rest[i]] {
 		case fastLDH:
 			if label++; label > 63 {
-				return Destination{}, "", false
+				return "", false
 			}
 			continue
 		case fastHyphen:
 			if label == 0 || label == 2 && i+1 < len(rest) && rest[i+1] == '-' {
-				return Destination{}, "", false
+				return "", false
 			}
 			if label++; label > 63 {
-				return Destination{}, "", false
+				return "", false
 			}
 			continue
 		case fastDot:
 			if label == 0 || rest[i-1] == '-' {
-				return Destination{}, "", false
+				return "", false
 			}
 			label, dot = 0, i
 			continue
@@ -55,7 +55,7 @@ func parseFast(raw string) (d Destination, text string, ok bool) {
 		break
 	}
 	if label == 0 || i > 253 || rest[i-1] == '-' || rest[dot+1] <= '9' {
-		return Destination{}, "", false
+		return "", false
 	}
 	host := rest[:i]
 	rest = rest[i:]
@@ -65,38 +65,38 @@ func parseFast(raw string) (d Destination, text string, ok bool) {
 		j, n := 1, 0
 		for ; j < len(rest) && '0' <= rest[j] && rest[j] <= '9'; j++ {
 			if n = n*10 + int(rest[j]-'0'); n > 65535 {
-				return Destination{}, "", false
+				return "", false
 			}
 		}
 		if j == 1 || rest[1] == '0' || n == port {
-			return Destination{}, "", false
+			return "", false
 		}
 		port, rest = n, rest[j:]
 	}
 
 	// Path: '/' and clean segments of literal bytes.
 	if rest == "" || rest[0] != '/' {
-		return Destination{}, "", false
+		return "", false
 	}
 	j, seg := 1, 1 // seg is the start of the current segment
 	for ; j < len(rest); j++ {
-		switch fastClass[rest[j]] {
-		case fastLDH, fastHyphen, fastDot, fastPath:
-			continue
-		case fastSlash:
-			if !cleanSegment(rest[seg:j]) {
-				return Destination{}, "", false
-			}
-			seg = j + 1
-			continue
-		case fastEnd:
-		default:
-			return Destination{}, "", false
+		k := fastClass[rest[j]]
+		if k-fastLDH <= fastPath-fastLDH {
+			continue // a literal path byte
 		}
-		break
+		if k != fastSlash {
+			if k != fastEnd {
+				return "", false
+			}
+			break
+		}
+		if !cleanSegment(rest[seg:j]) {
+			return "", false
+		}
+		seg = j + 1
 	}
 	if j > 1 && !cleanSegment(rest[seg:j]) {
-		return Destination{}, "", false
+		return "", false
 	}
 	p := rest[:j]
 
@@ -104,15 +104,16 @@ func parseFast(raw string) (d Destination, text string, ok bool) {
 	if tail := rest[j:]; tail != "" {
 		for k := 0; k < len(tail); k++ {
 			if c := tail[k]; c <= ' ' || c >= 0x7f || c == '\\' {
-				return Destination{}, "", false
+				return "", false
 			}
 		}
 		if checkEscapes(tail) != nil {
-			return Destination{}, "", false
+			return "", false
 		}
 	}
 	text = raw[:len(raw)-len(rest)+j]
-	return Destination{Kind: KindURL, Scheme: scheme, Host: host, Port: port, Path: p, Private: dot < 0 || privateSuffix(host, dot)}, text, true
+	*d = Destination{Kind: KindURL, Scheme: scheme, Host: host, Port: port, Path: p, Private: dot < 0 || privateSuffix(host, dot)}
+	return text, true
 }
 
 // Byte classes of the fast path.

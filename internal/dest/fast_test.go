@@ -93,7 +93,8 @@ func FuzzFastPath(f *testing.F) {
 func checkFastPath(t *testing.T, raw string) bool {
 	t.Helper()
 	full, ferr := parseFull(raw, "/workspace")
-	d, text, ok := parseFast(raw)
+	var d Destination
+	text, ok := parseFast(raw, &d)
 	if ok {
 		if ferr != nil {
 			t.Fatalf("fast path accepts %q as %+v, full parser fails: %v", raw, d, ferr)
@@ -147,4 +148,27 @@ func TestParseTextNoCopy(t *testing.T) { // not parallel: AllocsPerRun
 	_, text, err = ParseText("https://a_b/", "")
 	require.Error(t, err)
 	assert.Empty(t, text)
+}
+
+// BenchmarkFastVsFull compares the fast path with the full parser on the
+// same canonical URL, in one run.
+func BenchmarkFastVsFull(b *testing.B) {
+	const raw = "https://api.github.com/repos/taskguard/taskguard"
+	b.Run("fast", func(b *testing.B) {
+		b.ReportAllocs()
+		var d Destination
+		for b.Loop() {
+			if _, ok := parseFast(raw, &d); !ok {
+				b.Fatal("not on the fast path")
+			}
+		}
+	})
+	b.Run("full", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := parseFull(raw, ""); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

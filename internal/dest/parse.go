@@ -20,8 +20,8 @@ import (
 // ambiguous fails; callers must deny on error. Parse never panics, is safe
 // for concurrent use and, for an already canonical https URL, does not
 // allocate.
-func Parse(raw, workdir string) (Destination, error) {
-	if d, _, ok := parseFast(raw); ok {
+func Parse(raw, workdir string) (d Destination, err error) {
+	if _, ok := parseFast(raw, &d); ok {
 		return d, nil
 	}
 	return parseFull(raw, workdir)
@@ -38,7 +38,7 @@ func Parse(raw, workdir string) (Destination, error) {
 // String: an already canonical http or https URL
 // ("https://api.github.com/repos/x/y") is parsed in one pass.
 func ParseText(raw, workdir string) (d Destination, text string, err error) {
-	if d, text, ok := parseFast(raw); ok {
+	if text, ok := parseFast(raw, &d); ok {
 		return d, text, nil
 	}
 	d, err = parseFull(raw, workdir)
