@@ -11,6 +11,10 @@
 //
 // and callers deny on error. Parse never panics. [Destination.String] prints
 // the canonical form, which Parse maps back to the same Destination.
+// [ParseText] returns the Destination and its canonical text together; for
+// an input that is already canonical the text is the input itself, and an
+// already canonical http or https URL is parsed in one pass without
+// allocating. [Resolve] resolves symbolic links in file destinations.
 //
 // # Sections
 //
@@ -104,9 +108,9 @@
 //     "/..;/", others do not); escapes that are not UTF-8 (overlong forms
 //     such as "%C0%AE"); compatibility forms of path syntax, which
 //     servers that fold Unicode turn into '.', '/', '\', ';', '%', '?' or
-//     '#' ("%EF%BC%8F" fullwidth solidus, "․", "‥", "？"); and "." or ".." segments in a path that also
-//     has empty segments ("/a//../b": /b to servers that merge slashes, /a
-//     to others).
+//     '#' ("%EF%BC%8F" fullwidth solidus, "․", "‥", "？"); and "." or ".."
+//     segments in a path that also has empty segments ("/a//../b": /b to
+//     servers that merge slashes, /a to others).
 //
 // # Hosts
 //

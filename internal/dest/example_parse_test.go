@@ -47,3 +47,26 @@ func ExampleParse_errors() {
 	// dest: "https://REDACTED@evil.com/": userinfo (user@ or user:password@ before the host) is not allowed
 	// dest: "example.com": bare name: expected a URL with a scheme (https://host/...), an absolute path, a ./relative path or an e-mail address
 }
+
+func ExampleParseText() {
+	for _, raw := range []string{
+		"https://api.github.com/repos/taskguard/taskguard",
+		"https://api.github.com/repos/taskguard/taskguard?page=2",
+		"HTTPS://API.GitHub.com:443/repos/x/../taskguard/",
+		"redis://0x7f.1/",
+		"https://example.com/admin;jsessionid=1",
+	} {
+		d, text, err := dest.ParseText(raw, "/workspace")
+		if err != nil {
+			fmt.Println(err)
+			continue
+		}
+		fmt.Printf("%s same=%v private=%v\n", text, text == raw, d.Private)
+	}
+	// Output:
+	// https://api.github.com/repos/taskguard/taskguard same=true private=false
+	// https://api.github.com/repos/taskguard/taskguard same=false private=false
+	// https://api.github.com/repos/taskguard same=false private=false
+	// redis://127.0.0.1/ same=false private=true
+	// dest: "https://example.com/admin;jsessionid=1": ';' in path "/admin;jsessionid=1" (path parameters: some servers strip them, others do not)
+}
