@@ -3,6 +3,7 @@ package secrets
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -97,8 +98,10 @@ type Broker struct {
 	mu     sync.Mutex
 	closed bool
 	live   map[*Lease]struct{}
-	sticky map[string]struct{}                 // long-lived values of dead leases, still redacted
+	sticky map[[sha256.Size]byte]*sealed       // long-lived values of dead leases, still redacted; keyed by hash
+	linger []lingering                         // expiring values of dead leases, redacted until they expire
 	tasks  map[*authz.Task]map[*Lease]struct{} // live leases by task; one end hook per task
+	bound  map[*authz.Task]*taskBinding        // tasks with an inspector: one per task
 	errs   []error                             // revoke failures not yet returned by Flush or Close
 
 	longLived bool // the source's values outlive leases (Static, Env)
@@ -106,14 +109,33 @@ type Broker struct {
 	idPrefix string // "lease_<random>_", then a counter
 	nextID   atomic.Uint64
 
-	gen     atomic.Uint64 // bumped whenever the live set changes
-	matcher atomic.Pointer[matcherAt]
+	gen     atomic.Uint64 // bumped (with mu held) whenever the set of values changes
+	snap    atomic.Pointer[snapshot]
 	buildMu sync.Mutex
 }
 
-type matcherAt struct {
-	gen uint64
-	m   *redact.Matcher
+// lingering is the value of a dead lease whose credential still works
+// until it expires.
+type lingering struct {
+	until time.Time
+	box   *sealed
+}
+
+// taskBinding counts a task's live leases that have an audience; its
+// inspector does nothing while there are none.
+type taskBinding struct {
+	n atomic.Int64
+}
+
+// snapshot is an immutable view of the values the broker redacts: every
+// encoded form of each value, in one matcher. owners[i] is the live lease
+// whose value pattern i encodes, nil for the values of dead leases.
+type snapshot struct {
+	gen    uint64
+	m      *redact.Matcher
+	owners []*Lease
+	expiry time.Time // when the first lingering value expires; zero if none
+	err    error     // the matcher could not be built: redact and inspect fail closed
 }
 
 // maxPendingErrors bounds the revoke failures a broker keeps for Flush.
@@ -131,6 +153,7 @@ func NewBroker(g *authz.Guard, src Source, opts ...Option) (*Broker, error) {
 	}
 	b := &Broker{guard: g, src: src, maxTTL: DefaultMaxTTL, clock: time.Now, realClock: true,
 		revokeTimeout: DefaultRevokeTimeout, live: map[*Lease]struct{}{}, tasks: map[*authz.Task]map[*Lease]struct{}{},
+		sticky: map[[sha256.Size]byte]*sealed{}, bound: map[*authz.Task]*taskBinding{},
 		idPrefix: "lease_" + rand.Text()[:10] + "_"}
 	for _, o := range opts {
 		if o == nil {
@@ -168,8 +191,25 @@ func TTL(d time.Duration) LeaseOption {
 
 // Audience names the hosts (globs, as destination.host.glob in policies)
 // the lease's value may be sent to. While the lease lives, a call of its
-// task (or a sub-task) whose arguments or destination contain the value
-// and whose destination host is not in the audience is denied. Repeated
+// task (or a sub-task) whose arguments or destination carry the value and
+// whose destination is not a network host in the audience is denied.
+//
+// Only URLs and email addresses have a network host: a file, a call
+// without a destination and an opaque name (s3://bucket, queue://x,
+// db://h) never match, even when the name spells an audience host.
+// The value is looked for in the destination (as given and canonical) and
+// in every string, byte slice and map key of the arguments, through maps,
+// lists, pointers, interfaces and the exported fields of structs
+// (http.Header, url.Values, json.RawMessage, *url.URL with its password
+// included), up to [MaxInspectDepth] levels and [MaxInspectValues] values:
+// larger arguments deny. No method of an argument is called, so a value
+// kept only in unexported fields is not seen; pass tools plain data.
+// Besides the value as is, its encoded forms are found: hex, percent-
+// encoding in any case and mix (also double), base64 in both alphabets
+// padded or not, also inside longer base64 such as an HTTP Basic
+// credential, and JSON string escaping. Encoded forms need no longer
+// minimum than the value itself: every leased value has at least
+// redact.MinLen (6) bytes, and all its forms are searched. Repeated
 // Audience options add hosts.
 func Audience(hostGlobs ...string) LeaseOption {
 	return func(c *leaseConfig) error {
@@ -282,14 +322,14 @@ func (b *Broker) Lease(ctx context.Context, name string, opts ...LeaseOption) (*
 	if !cred.ExpiresAt.IsZero() && cred.ExpiresAt.Before(expires) {
 		expires = cred.ExpiresAt
 	}
-	if len(cred.value) < redact.MinLen {
+	if cred.box.size() < redact.MinLen {
 		b.revokeCred(cred)
-		clear(cred.value)
+		cred.box.wipe()
 		return nil, fmt.Errorf("secrets: lease %q: value is shorter than %d bytes and could not be redacted", name, redact.MinLen)
 	}
 	l := &Lease{id: b.idPrefix + strconv.FormatUint(b.nextID.Add(1), 10), name: name, broker: b, task: task, issued: now, limit: limit,
-		expires: expires, audience: cfg.audience, cred: cred, value: cred.value}
-	l.cred.value = nil
+		expires: expires, audience: cfg.audience, cred: cred, box: cred.box}
+	l.cred.box = nil
 
 	b.mu.Lock()
 	if b.closed {
@@ -304,16 +344,24 @@ func (b *Broker) Lease(ctx context.Context, name string, opts ...LeaseOption) (*
 		b.tasks[task] = set
 	}
 	set[l] = struct{}{}
+	var newBinding *taskBinding
+	if len(l.audience) > 0 {
+		tb := b.bound[task]
+		if tb == nil {
+			tb = &taskBinding{}
+			b.bound[task] = tb
+			newBinding = tb
+		}
+		tb.n.Add(1)
+	}
 	b.gen.Add(1)
 	b.mu.Unlock()
 	if !hooked {
 		task.OnEnd(func() { b.endTask(task) })
 	}
-
-	if len(l.audience) > 0 {
-		l.mu.Lock()
-		l.uninspect = task.Inspect("secrets", l.inspect)
-		l.mu.Unlock()
+	if newBinding != nil {
+		// Removed when the task ends.
+		task.Inspect("secrets", b.inspector(task, newBinding))
 	}
 	if b.realClock {
 		l.mu.Lock()
@@ -368,23 +416,39 @@ func (b *Broker) revokeCred(c Credential) {
 	b.mu.Unlock()
 }
 
-// stick keeps redacting v after its lease dies, for sources whose values
-// live on (Static, Env: a leaked copy would still work). Called without any
-// lease's mu held (currentMatcher takes b.mu before a lease's mu).
-func (b *Broker) stick(v []byte) {
-	if len(v) == 0 {
+// retire takes the value of a lease that died and keeps redacting it
+// while it may still work: for ever for sources whose values outlive
+// leases (Static, Env: a leaked copy would still work), and until the
+// credential's own expiry plus the largest verifier leeway for a
+// credential that expires (a minted token is accepted by a verifier that
+// does not share the revocation list until then). Any other value is
+// wiped. Called without any lease's mu held (snapshot takes b.mu before
+// a lease's mu).
+func (b *Broker) retire(box *sealed, expires time.Time) {
+	if box == nil {
 		return
 	}
-	s := string(v)
-	b.mu.Lock()
-	if _, ok := b.sticky[s]; !ok {
-		if b.sticky == nil {
-			b.sticky = map[string]struct{}{}
+	switch {
+	case b.longLived:
+		v := box.open()
+		key := sha256.Sum256(v)
+		clear(v)
+		b.mu.Lock()
+		if _, ok := b.sticky[key]; !ok {
+			b.sticky[key] = box
+			box = nil
+			b.gen.Add(1)
 		}
-		b.sticky[s] = struct{}{}
+		b.mu.Unlock()
+		box.wipe() // a value already kept
+	case !expires.IsZero() && b.clock().Before(expires.Add(maxLeeway)):
+		b.mu.Lock()
+		b.linger = append(b.linger, lingering{until: expires.Add(maxLeeway), box: box})
 		b.gen.Add(1)
+		b.mu.Unlock()
+	default:
+		box.wipe()
 	}
-	b.mu.Unlock()
 }
 
 // forget removes a dead lease from the live set.
@@ -393,6 +457,9 @@ func (b *Broker) forget(l *Lease) {
 	if _, ok := b.live[l]; ok {
 		delete(b.live, l)
 		delete(b.tasks[l.task], l)
+		if tb := b.bound[l.task]; tb != nil && len(l.audience) > 0 {
+			tb.n.Add(-1)
+		}
 		b.gen.Add(1)
 	}
 	b.mu.Unlock()
@@ -403,6 +470,7 @@ func (b *Broker) endTask(t *authz.Task) {
 	b.mu.Lock()
 	set := b.tasks[t]
 	delete(b.tasks, t)
+	delete(b.bound, t)
 	leases := make([]*Lease, 0, len(set))
 	for l := range set {
 		leases = append(leases, l)
@@ -427,58 +495,97 @@ func (b *Broker) Live() int {
 }
 
 // Redact returns s with the value of every live lease (of any task)
-// replaced by [Redacted], in one pass over s. For sources whose values
-// outlive their leases (Static, Env), values once leased stay redacted
-// after their leases die. It is safe for concurrent use and does not block
-// on the source.
+// replaced by [Redacted], in one pass over s, and with it every encoded
+// form of those values that [redact.Forms] lists: hex, percent-encoding,
+// base64 (standard and URL alphabets, also inside longer base64 text such
+// as an HTTP Basic credential) and JSON string escaping. Values of dead
+// leases stay redacted while they may still work: for sources whose values
+// outlive their leases (Static, Env) for good, and for expiring
+// credentials (minted tokens) until their expiry plus one minute of
+// verifier leeway, after which they are dropped. It is safe for concurrent
+// use and does not block on the source. If the redaction index cannot be
+// built, Redact fails closed and returns [Redacted] alone.
 func (b *Broker) Redact(s string) string {
-	m := b.currentMatcher()
-	if m == nil {
-		return s
+	snap := b.snapshot()
+	if snap.err != nil {
+		return Redacted
 	}
-	return m.Replace(s, Redacted)
+	return snap.m.Replace(s, Redacted)
 }
 
-// currentMatcher returns a matcher of the live values, rebuilt when the
-// live set has changed.
-func (b *Broker) currentMatcher() *redact.Matcher {
-	gen := b.gen.Load()
-	if c := b.matcher.Load(); c != nil && c.gen == gen {
-		return c.m
+// snapshot returns the current view of the redacted values, rebuilding it
+// when the set of values has changed or a lingering value has expired.
+func (b *Broker) snapshot() *snapshot {
+	if c := b.snap.Load(); c != nil && b.fresh(c) {
+		return c
 	}
 	b.buildMu.Lock()
 	defer b.buildMu.Unlock()
-	gen = b.gen.Load()
-	if c := b.matcher.Load(); c != nil && c.gen == gen {
-		return c.m
+	if c := b.snap.Load(); c != nil && b.fresh(c) {
+		return c
 	}
+	now := b.clock()
+	var values [][]byte
+	var owners []*Lease
+	snap := &snapshot{}
 	b.mu.Lock()
-	values := make([][]byte, 0, len(b.live)+len(b.sticky))
-	for v := range b.sticky {
-		values = append(values, []byte(v))
+	kept := b.linger[:0]
+	for _, x := range b.linger {
+		if now.Before(x.until) {
+			kept = append(kept, x)
+			continue
+		}
+		x.box.wipe()
+		b.gen.Add(1)
+	}
+	clear(b.linger[len(kept):])
+	b.linger = kept
+	snap.gen = b.gen.Load()
+	for _, x := range b.linger {
+		values, owners = append(values, x.box.open()), append(owners, nil)
+		if snap.expiry.IsZero() || x.until.Before(snap.expiry) {
+			snap.expiry = x.until
+		}
+	}
+	for _, box := range b.sticky {
+		values, owners = append(values, box.open()), append(owners, nil)
 	}
 	for l := range b.live {
 		l.mu.Lock()
-		if l.state == nil {
-			values = append(values, append([]byte(nil), l.value...))
+		if l.state == nil && l.box != nil {
+			values, owners = append(values, l.box.open()), append(owners, l)
 		}
 		l.mu.Unlock()
 	}
 	b.mu.Unlock()
-	m, err := redact.New(values)
-	for _, v := range values {
+
+	var patterns [][]byte
+	for i, v := range values {
+		for _, f := range redact.Forms(v) {
+			patterns = append(patterns, f)
+			snap.owners = append(snap.owners, owners[i])
+		}
 		clear(v)
 	}
-	if err != nil {
-		// Values shorter than MinLen are refused at Lease; this cannot
-		// happen, and a failed build redacts nothing new.
-		if b.logger != nil {
-			b.logger.Error("taskguard redaction matcher", "error", err.Error())
-		}
-		return nil
+	snap.m, snap.err = redact.New(patterns)
+	for _, p := range patterns {
+		clear(p)
 	}
-	b.matcher.Store(&matcherAt{gen: gen, m: m})
-	return m
+	if snap.err != nil {
+		// Values shorter than MinLen are refused at Lease; this cannot
+		// happen, and a failed build fails closed.
+		snap.err = fmt.Errorf("secrets: redaction index: %w", snap.err)
+		if b.logger != nil {
+			b.logger.Error("taskguard redaction index", "error", snap.err.Error())
+		}
+	}
+	b.snap.Store(snap)
+	return snap
+}
+
+// fresh reports whether c still describes the broker's values.
+func (b *Broker) fresh(c *snapshot) bool {
+	return c.gen == b.gen.Load() && (c.expiry.IsZero() || b.clock().Before(c.expiry))
 }
 
 // Flush returns the Source.Revoke failures seen since the last Flush (or
@@ -511,4 +618,38 @@ func (b *Broker) Close() error {
 		l.kill(ErrLeaseRevoked)
 	}
 	return b.Flush()
+}
+
+// String describes the broker by its number of live leases, never showing
+// a value. It accepts a nil b.
+func (b *Broker) String() string {
+	if b == nil {
+		return "secrets.Broker(nil)"
+	}
+	return "secrets.Broker{live: " + strconv.Itoa(b.Live()) + "}"
+}
+
+// GoString is [Broker.String].
+func (b *Broker) GoString() string { return b.String() }
+
+// Format prints [Broker.String] for every verb.
+func (b *Broker) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(b.String())) }
+
+// MarshalJSON encodes the broker as {"live":N}.
+func (b *Broker) MarshalJSON() ([]byte, error) {
+	n := 0
+	if b != nil {
+		n = b.Live()
+	}
+	return []byte(`{"live":` + strconv.Itoa(n) + `}`), nil
+}
+
+// LogValue implements [slog.LogValuer], logging only the number of live
+// leases.
+func (b *Broker) LogValue() slog.Value {
+	n := 0
+	if b != nil {
+		n = b.Live()
+	}
+	return slog.GroupValue(slog.Int("live", n))
 }

@@ -34,9 +34,17 @@
 //
 // # Never printable
 //
-// [Lease] and [Credential] redact their values in String, GoString, Format
-// (every verb), MarshalJSON and LogValue. [Broker.Redact] replaces every
-// live lease value, of any task, in a text in one pass; contextguard runs
-// it on everything it stores. A lease with an [Audience] makes the guard
-// deny calls of its task that would carry the value anywhere else.
+// [Lease], [Credential] and [Broker] redact in String, GoString, Format
+// (every verb), MarshalJSON and LogValue. Values are held XOR-masked
+// behind a pointer, so a Credential or Lease inside another value (an
+// unexported field, a slice, a map, where fmt cannot call their methods)
+// prints no secret either. [Broker.Redact] replaces every live lease
+// value, of any task, and its common encodings (hex, percent-encoding,
+// base64 also inside HTTP Basic credentials, JSON escaping) in a text in
+// one pass; contextguard runs it on everything it stores. Values of dead
+// leases stay redacted while they may still work: long-lived values
+// (Static, Env) for good, minted tokens until their expiry plus one minute
+// of verifier leeway. A lease with an [Audience] makes the guard deny calls
+// of its task that would carry the value, in any of those encodings, to
+// anything but a network host of the audience.
 package secrets

@@ -82,17 +82,7 @@ func BenchmarkInspect(b *testing.B) {
 // taskInspector returns the broker's inspection of task's calls.
 func taskInspector(br *Broker, task *authz.Task) authz.InspectFunc {
 	br.mu.Lock()
-	leases := make([]*Lease, 0, len(br.tasks[task]))
-	for l := range br.tasks[task] {
-		leases = append(leases, l)
-	}
+	tb := br.bound[task]
 	br.mu.Unlock()
-	return func(ci *authz.CallInfo) error {
-		for _, l := range leases {
-			if err := l.inspect(ci); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
+	return br.inspector(task, tb)
 }

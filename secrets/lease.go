@@ -1,23 +1,21 @@
 package secrets
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/taskguard/taskguard/authz"
-	"github.com/taskguard/taskguard/internal/glob"
 )
 
 // Lease is a task-bound, short-lived grant of one secret value. The value
 // is reachable only inside [Lease.Use]; it is zeroed when the lease
 // expires, is revoked or its task ends. A Lease never prints its value:
-// String, GoString, Format, MarshalJSON and LogValue redact. A Lease is
-// safe for concurrent use.
+// String, GoString, Format, MarshalJSON and LogValue redact, and the value
+// is held masked behind a pointer, so a Lease inside another value prints
+// no secret either. A Lease is safe for concurrent use.
 type Lease struct {
 	id       string
 	name     string
@@ -28,13 +26,12 @@ type Lease struct {
 	audience []string
 
 	// mu guards the fields below it.
-	mu        sync.Mutex
-	expires   time.Time
-	state     error // nil while live; ErrLeaseExpired or ErrLeaseRevoked after
-	value     []byte
-	cred      Credential // without its value
-	timer     *time.Timer
-	uninspect func()
+	mu      sync.Mutex
+	expires time.Time
+	state   error      // nil while live; ErrLeaseExpired or ErrLeaseRevoked after
+	box     *sealed    // the value; nil once the lease died
+	cred    Credential // without its value
+	timer   *time.Timer
 }
 
 // ID returns the lease's unique ID.
@@ -66,7 +63,7 @@ func (l *Lease) Use(f func(value []byte) error) (err error) {
 		l.mu.Unlock()
 		return state
 	}
-	v := append([]byte(nil), l.value...)
+	v := l.box.open()
 	l.mu.Unlock()
 	defer func() {
 		clear(v)
@@ -111,43 +108,32 @@ func (l *Lease) Renew(d time.Duration) error {
 	return nil
 }
 
-// Revoke ends the lease now: the value is zeroed and the source's Revoke
-// is called. Revoke is idempotent.
+// Revoke ends the lease now: the lease drops its value (the broker keeps
+// redacting it while it may still work, see [Broker.Redact]) and the
+// source's Revoke is called. Revoke is idempotent.
 func (l *Lease) Revoke() { l.kill(ErrLeaseRevoked) }
 
-// kill ends the lease with state (once), zeroes the value and revokes the
-// credential.
+// kill ends the lease with state (once), hands its value to the broker
+// (which keeps redacting it while it may still work, or wipes it) and
+// revokes the credential.
 func (l *Lease) kill(state error) {
 	l.mu.Lock()
-	if l.state != nil && l.value == nil {
+	if l.state != nil && l.box == nil {
 		l.mu.Unlock()
 		return
 	}
 	if l.state == nil {
 		l.state = state
 	}
-	var keep []byte
-	if l.broker.longLived {
-		// The value outlives the lease at its source: keep redacting it.
-		keep = append(keep, l.value...)
-	}
-	clear(l.value)
-	l.value = nil
+	box := l.box
+	l.box = nil
 	if l.timer != nil {
 		l.timer.Stop()
 	}
-	uninspect := l.uninspect
-	l.uninspect = nil
 	cred := l.cred
 	l.mu.Unlock()
 
-	if uninspect != nil {
-		uninspect()
-	}
-	if keep != nil {
-		l.broker.stick(keep)
-		clear(keep)
-	}
+	l.broker.retire(box, cred.ExpiresAt)
 	l.broker.forget(l)
 	l.broker.revokeCred(cred)
 	if lg := l.broker.logger; lg != nil {
@@ -155,67 +141,11 @@ func (l *Lease) kill(state error) {
 	}
 }
 
-// inspect denies calls that carry the value outside the audience.
-func (l *Lease) inspect(ci *authz.CallInfo) error {
+// live reports whether the lease has not died.
+func (l *Lease) live() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.state != nil || len(l.value) == 0 {
-		return nil
-	}
-	if !strings.Contains(ci.Call.Destination, string(l.value)) && !containsValue(ci.Call.Args, l.value) {
-		return nil
-	}
-	if ci.Host != "" {
-		for _, a := range l.audience {
-			if ok, _ := glob.Host(a, ci.Host); ok {
-				return nil
-			}
-		}
-	}
-	to := ci.Host
-	if to == "" {
-		to = ci.Destination
-	}
-	return fmt.Errorf("secret exfiltration: the value of lease %s (%s) may only be sent to %s, not %q",
-		l.id, l.name, strings.Join(l.audience, ", "), to)
-}
-
-// containsValue reports whether v occurs in any string or byte slice of a
-// JSON-shaped value (keys included).
-func containsValue(x any, v []byte) bool {
-	switch t := x.(type) {
-	case string:
-		return strings.Contains(t, string(v))
-	case []byte:
-		return bytes.Contains(t, v)
-	case map[string]any:
-		for k, e := range t {
-			if strings.Contains(k, string(v)) || containsValue(e, v) {
-				return true
-			}
-		}
-	case []any:
-		for _, e := range t {
-			if containsValue(e, v) {
-				return true
-			}
-		}
-	case map[string]string:
-		for k, e := range t {
-			if strings.Contains(k, string(v)) || strings.Contains(e, string(v)) {
-				return true
-			}
-		}
-	case []string:
-		for _, e := range t {
-			if strings.Contains(e, string(v)) {
-				return true
-			}
-		}
-	case fmt.Stringer:
-		return strings.Contains(t.String(), string(v))
-	}
-	return false
+	return l.state == nil
 }
 
 func (l *Lease) String() string {

@@ -47,7 +47,10 @@ type IssueRequest struct {
 
 // Credential is what a [Source] issues: an ID, the secret value and an
 // optional expiry. The value is never printed: String, GoString, Format,
-// MarshalJSON and LogValue redact it. Build one with [NewCredential].
+// MarshalJSON and LogValue redact it, and it is held masked behind a
+// pointer, so a Credential inside another value (an unexported field, a
+// slice, a map) prints no secret either. Build one with [NewCredential];
+// copies share the value. The zero Credential holds no value.
 type Credential struct {
 	// ID identifies the credential to its source (a token's jti, a
 	// database user name); it is not secret.
@@ -55,18 +58,19 @@ type Credential struct {
 	// ExpiresAt is when the credential itself stops working; zero means it
 	// lives as long as its source allows.
 	ExpiresAt time.Time
-	value     []byte
+	box       *sealed
 }
 
 // NewCredential returns a credential holding a copy of value.
 func NewCredential(id string, value []byte, expiresAt time.Time) Credential {
-	return Credential{ID: id, ExpiresAt: expiresAt, value: append([]byte(nil), value...)}
+	return Credential{ID: id, ExpiresAt: expiresAt, box: seal(value)}
 }
 
-// Value returns the credential's secret bytes. The slice is the
-// credential's own: do not keep or modify it. Sources use it; agents get
-// values only through [Lease.Use].
-func (c Credential) Value() []byte { return c.value }
+// Value returns a new copy of the credential's secret bytes, which the
+// caller owns and should clear when done (nil for the zero Credential and
+// after the broker wiped the value). Sources use it; agents get values
+// only through [Lease.Use].
+func (c Credential) Value() []byte { return c.box.open() }
 
 func (c Credential) String() string {
 	return "secrets.Credential{ID: " + c.ID + ", value: " + Redacted + "}"
@@ -103,18 +107,18 @@ type Classifier interface {
 	Class(name string) (s authz.Sensitivity, ok bool)
 }
 
-// static is a source of fixed values.
+// static is a source of fixed values, held sealed.
 type static struct {
-	values map[string][]byte
+	values map[string]*sealed
 	class  map[string]authz.Sensitivity
 }
 
 // Static returns a source of fixed values (long-lived secrets that stay in
 // the broker; only leases go out). Every secret is Confidential.
 func Static(values map[string]string) Source {
-	s := &static{values: make(map[string][]byte, len(values))}
+	s := &static{values: make(map[string]*sealed, len(values))}
 	for k, v := range values {
-		s.values[k] = []byte(v)
+		s.values[k] = seal([]byte(v))
 	}
 	return s
 }
@@ -130,10 +134,12 @@ func StaticClassified(values map[string]string, class map[string]authz.Sensitivi
 }
 
 func (s *static) Issue(_ context.Context, req IssueRequest) (Credential, error) {
-	v, ok := s.values[req.Name]
+	box, ok := s.values[req.Name]
 	if !ok {
 		return Credential{}, fmt.Errorf("%w %q", ErrUnknownSecret, req.Name)
 	}
+	v := box.open()
+	defer clear(v)
 	return NewCredential(req.Name, v, time.Time{}), nil
 }
 
