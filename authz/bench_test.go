@@ -418,3 +418,29 @@ func BenchmarkCheckDepth(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkCheckFile decides a file destination, which resolves the
+// symbolic links of its existing part (file-system calls).
+func BenchmarkCheckFile(b *testing.B) {
+	dir := b.TempDir()
+	p, err := NewPolicy("bench", Rule{Name: "ws", Tools: []string{"fs.read"}, Effect: Allow, When: `destination.path.within(task.labels.workdir)`})
+	if err != nil {
+		b.Fatal(err)
+	}
+	g, err := New(WithPolicy(p))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, task, err := g.Begin(context.Background(), TaskSpec{Agent: Agent{ID: "bench"}, Labels: map[string]string{"workdir": dir}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(task.End)
+	c := Call{Tool: "fs.read", Intent: "read", Destination: "notes/today.md"}
+	b.ReportAllocs()
+	for b.Loop() {
+		if g.Check(ctx, c).Effect != Allow {
+			b.Fatal("denied")
+		}
+	}
+}

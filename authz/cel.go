@@ -570,7 +570,6 @@ type activation struct {
 	dv    object
 	call  Call
 	dest  destView
-	canon []byte // buffer for the canonical destination
 	args  ref.Val
 	// deciders are the rules that allowed or asked, for the task and each
 	// ancestor (a buffer of the rules stage).
@@ -643,9 +642,6 @@ func (a *activation) release() {
 	a.agent.v = nil
 	a.call = Call{}
 	a.dest.d = dest.Destination{}
-	if cap(a.canon) > 2*MaxDestinationSize {
-		a.canon = nil
-	}
 	if len(a.dest.hostText) > MaxInputSize {
 		a.dest.hostText, a.dest.hostVal = "", nil
 	}

@@ -156,24 +156,23 @@ func (s *decision) builtins() bool {
 }
 
 // destination canonicalises the call's destination into the activation
-// the rules read.
+// the rules read. A file path is resolved through the symbolic links of its
+// existing part, so rules see the file the operating system would reach at
+// this moment (a later open can still race: see authz/fsguard).
 func (s *decision) destination() bool {
 	s.act = newActivation(s.g, s.t, &s.c)
-	d, err := dest.Parse(s.c.Destination, s.t.workdir)
+	d, canon, err := dest.ParseText(s.c.Destination, s.t.workdir)
+	if err == nil && d.Kind == dest.KindFile {
+		d, err = dest.Resolve(d)
+		canon = d.Path
+	}
 	if err != nil {
 		return s.deny(RuleDestination, "destination rejected: "+err.Error(), err)
-	}
-	s.act.setDest(d)
-	// The canonical text is built in the activation's buffer; when the
-	// caller already wrote it canonically, its string is reused.
-	s.act.canon = d.AppendText(s.act.canon[:0])
-	canon := s.c.Destination
-	if string(s.act.canon) != canon {
-		canon = string(s.act.canon)
 	}
 	if len(canon) > MaxDestinationSize {
 		return s.deny(RuleDestination, fmt.Sprintf("destination is longer than %d bytes", MaxDestinationSize), nil)
 	}
+	s.act.setDest(d)
 	s.d.Destination = canon
 	s.pass(RuleDestination, canon)
 	return true
