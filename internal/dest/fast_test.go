@@ -87,6 +87,24 @@ func FuzzFastPath(f *testing.F) {
 	f.Fuzz(func(t *testing.T, raw string) { checkFastPath(t, raw) })
 }
 
+// FuzzFastPathParts builds http(s) URLs from fuzzed parts, so that most
+// inputs reach deep into the fast path, and checks it like FuzzFastPath.
+func FuzzFastPathParts(f *testing.F) {
+	f.Add(true, "api.github.com", "", "/repos/taskguard/taskguard", "")
+	f.Add(false, "example.com", ":8080", "/a/b", "?q=1#f")
+	f.Add(true, "a--b.example", ":443", "/a/./b", "")
+	f.Add(true, "xn--pple-43d.com", "", "/", "#%41")
+	f.Add(false, "intranet", ":0080", "//a", "?%zz")
+	f.Add(true, "foo.123", "", "/a;b", "")
+	f.Fuzz(func(t *testing.T, https bool, host, port, path, tail string) {
+		scheme := "http://"
+		if https {
+			scheme = "https://"
+		}
+		checkFastPath(t, scheme+host+port+path+tail)
+	})
+}
+
 // checkFastPath checks parseFast against parseFull, and ParseText against
 // Parse and String, for one input. It reports whether the fast path
 // answered.
