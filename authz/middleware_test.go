@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -353,4 +354,33 @@ rules:
 	assert.Equal(t, a, digest(typedFetchArgs{URL: "https://example.org/", Limit: 1}))
 	assert.NotEqual(t, a, digest(typedFetchArgs{URL: "https://example.org/", Limit: 2}))
 	assert.NotEqual(t, a, digest(typedFetchArgs{URL: "https://example.org/", Limit: 1, Headers: map[string]string{"x": "y"}}))
+}
+
+func TestWrapOpaqueArgsNeverGetStandingApproval(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	asked := 0
+	g, _ := mustGuard(t, `
+rules:
+  - {name: review, tools: [stream, fetch], effect: ask, when: 'true'}
+`, WithApprover(GranterFunc(func(context.Context, Call, Decision) (Grant, error) {
+		mu.Lock()
+		asked++
+		mu.Unlock()
+		return Grant{Approved: true, ForTask: true, By: "alice"}, nil
+	})))
+	ctx, _ := begin(t, g, TaskSpec{})
+	opaque := Wrap(g, Tool[chan int]{Name: "stream", Intent: "read", OpaqueArgs: true},
+		func(context.Context, chan int) (string, error) { return "ok", nil })
+	typed := Wrap(g, Tool[typedFetchArgs]{Name: "fetch", Intent: "read"},
+		func(context.Context, typedFetchArgs) (string, error) { return "ok", nil })
+	for range 3 {
+		_, err := opaque(ctx, make(chan int))
+		require.NoError(t, err)
+		_, err = typed(ctx, typedFetchArgs{URL: "https://example.org/"})
+		require.NoError(t, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Equal(t, 3+1, asked, "opaque calls are asked every time; the typed call's grant covers the task")
 }
