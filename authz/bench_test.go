@@ -68,6 +68,50 @@ func benchGuard(b *testing.B, n int, globs ...bool) (*Guard, context.Context) {
 	return g, ctx
 }
 
+// guardFor builds a guard with rules and begins a task of spec, ended when
+// the benchmark ends.
+func guardFor(b *testing.B, spec TaskSpec, rules ...Rule) (*Guard, context.Context) {
+	b.Helper()
+	p, err := NewPolicy("bench", rules...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	g, err := New(WithPolicy(p))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, task, err := g.Begin(context.Background(), spec)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(task.End)
+	return g, ctx
+}
+
+// benchProgram compiles the benchmark expression in a bare cel-go
+// environment whose destination variable is a map to values of type dest.
+func benchProgram(b *testing.B, dest *cel.Type) cel.Program {
+	b.Helper()
+	env, err := cel.NewEnv(
+		cel.Variable("intent", cel.StringType),
+		cel.Variable("destination", cel.MapType(cel.StringType, dest)),
+		cel.Variable("sensitivity", cel.IntType),
+		cel.Constant("INTERNAL", cel.IntType, celInt(1)),
+	)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ast, iss := env.Compile(benchWhen())
+	if iss.Err() != nil {
+		b.Fatal(iss.Err())
+	}
+	prg, err := env.Program(ast, cel.EvalOptions(cel.OptOptimize))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return prg
+}
+
 func BenchmarkCheck(b *testing.B) {
 	for _, n := range []int{1, 50, 10000} {
 		b.Run(fmt.Sprintf("rules=%d", n), func(b *testing.B) {
@@ -106,23 +150,7 @@ func BenchmarkCheck(b *testing.B) {
 // BenchmarkBareCEL is the baseline: the same expression evaluated directly
 // by cel-go with a map activation built from a Go struct each time.
 func BenchmarkBareCEL(b *testing.B) {
-	env, err := cel.NewEnv(
-		cel.Variable("intent", cel.StringType),
-		cel.Variable("destination", cel.MapType(cel.StringType, cel.DynType)),
-		cel.Variable("sensitivity", cel.IntType),
-		cel.Constant("INTERNAL", cel.IntType, celInt(1)),
-	)
-	if err != nil {
-		b.Fatal(err)
-	}
-	ast, iss := env.Compile(benchWhen())
-	if iss.Err() != nil {
-		b.Fatal(iss.Err())
-	}
-	prg, err := env.Program(ast, cel.EvalOptions(cel.OptOptimize))
-	if err != nil {
-		b.Fatal(err)
-	}
+	prg := benchProgram(b, cel.DynType)
 	type input struct {
 		Intent, Host string
 		Sensitivity  int
@@ -166,23 +194,7 @@ func (a *floorActivation) Parent() interpreter.Activation { return nil }
 // prebuilt values (no parsing, no task, no boxing). Compare it with
 // BenchmarkCheck/rules=50 in the same run.
 func BenchmarkCELFloor(b *testing.B) {
-	env, err := cel.NewEnv(
-		cel.Variable("intent", cel.StringType),
-		cel.Variable("destination", cel.MapType(cel.StringType, cel.StringType)),
-		cel.Variable("sensitivity", cel.IntType),
-		cel.Constant("INTERNAL", cel.IntType, celInt(1)),
-	)
-	if err != nil {
-		b.Fatal(err)
-	}
-	ast, iss := env.Compile(benchWhen())
-	if iss.Err() != nil {
-		b.Fatal(iss.Err())
-	}
-	prg, err := env.Program(ast, cel.EvalOptions(cel.OptOptimize))
-	if err != nil {
-		b.Fatal(err)
-	}
+	prg := benchProgram(b, cel.StringType)
 	act := &floorActivation{
 		intent:      types.String("read"),
 		sensitivity: types.Int(1),
@@ -209,19 +221,7 @@ func BenchmarkCheckToolNames(b *testing.B) {
 				rules = append(rules, Rule{Name: fmt.Sprintf("r%d", i), Tools: []string{fmt.Sprintf("tool.%d.*", i)}, Effect: Allow,
 					When: `intent == "read"`})
 			}
-			p, err := NewPolicy("bench", rules...)
-			if err != nil {
-				b.Fatal(err)
-			}
-			g, err := New(WithPolicy(p))
-			if err != nil {
-				b.Fatal(err)
-			}
-			ctx, task, err := g.Begin(context.Background(), TaskSpec{Agent: Agent{ID: "bench"}, Intents: []string{"read"}, Clearance: Internal})
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(task.End)
+			g, ctx := guardFor(b, TaskSpec{Agent: Agent{ID: "bench"}, Intents: []string{"read"}, Clearance: Internal}, rules...)
 			calls := make([]Call, 20000)
 			for i := range calls {
 				calls[i] = benchCall
@@ -252,19 +252,7 @@ func BenchmarkCheckRulesPerTool(b *testing.B) {
 				rules = append(rules, Rule{Name: fmt.Sprintf("r%d", i), Tools: []string{"http.fetch"}, Effect: Deny,
 					When: fmt.Sprintf(`destination.host == "blocked%d.example.org"`, i)})
 			}
-			p, err := NewPolicy("bench", rules...)
-			if err != nil {
-				b.Fatal(err)
-			}
-			g, err := New(WithPolicy(p))
-			if err != nil {
-				b.Fatal(err)
-			}
-			ctx, task, err := g.Begin(context.Background(), TaskSpec{Agent: Agent{ID: "bench"}, Intents: []string{"read"}, Clearance: Internal})
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(task.End)
+			g, ctx := guardFor(b, TaskSpec{Agent: Agent{ID: "bench"}, Intents: []string{"read"}, Clearance: Internal}, rules...)
 			b.ReportAllocs()
 			for b.Loop() {
 				if g.Check(ctx, benchCall).Effect != Allow {
@@ -328,20 +316,8 @@ func celInt(i int64) ref.Val { return types.Int(i) }
 // task context.
 func limitedGuard(b *testing.B, l Limit) (*Guard, context.Context) {
 	b.Helper()
-	p, err := NewPolicy("bench", Rule{Name: "fetch", Tools: []string{"http.fetch"}, Effect: Allow, When: benchWhen(), Limit: &l})
-	if err != nil {
-		b.Fatal(err)
-	}
-	g, err := New(WithPolicy(p))
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, task, err := g.Begin(context.Background(), TaskSpec{Agent: Agent{ID: "bench"}, Clearance: Internal})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(task.End)
-	return g, ctx
+	return guardFor(b, TaskSpec{Agent: Agent{ID: "bench"}, Clearance: Internal},
+		Rule{Name: "fetch", Tools: []string{"http.fetch"}, Effect: Allow, When: benchWhen(), Limit: &l})
 }
 
 // BenchmarkCheckRateLimited decides a call whose allow rule has a rate
@@ -423,19 +399,8 @@ func BenchmarkCheckDepth(b *testing.B) {
 // symbolic links of its existing part (file-system calls).
 func BenchmarkCheckFile(b *testing.B) {
 	dir := b.TempDir()
-	p, err := NewPolicy("bench", Rule{Name: "ws", Tools: []string{"fs.read"}, Effect: Allow, When: `destination.path.within(task.labels.workdir)`})
-	if err != nil {
-		b.Fatal(err)
-	}
-	g, err := New(WithPolicy(p))
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, task, err := g.Begin(context.Background(), TaskSpec{Agent: Agent{ID: "bench"}, Labels: map[string]string{"workdir": dir}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(task.End)
+	g, ctx := guardFor(b, TaskSpec{Agent: Agent{ID: "bench"}, Labels: map[string]string{"workdir": dir}},
+		Rule{Name: "ws", Tools: []string{"fs.read"}, Effect: Allow, When: `destination.path.within(task.labels.workdir)`})
 	c := Call{Tool: "fs.read", Intent: "read", Destination: "notes/today.md"}
 	b.ReportAllocs()
 	for b.Loop() {
