@@ -625,9 +625,6 @@ func (a *activation) setTask(t *Task) {
 	a.agent.v = t
 }
 
-// setDest sets the canonical destination.
-func (a *activation) setDest(d dest.Destination) { a.dest.d = d }
-
 // time returns the decision's now, reading the clock once.
 func (a *activation) time() time.Time {
 	if !a.nowSet {

@@ -161,9 +161,10 @@ func (s *decision) builtins() bool {
 // this moment (a later open can still race: see authz/fsguard).
 func (s *decision) destination() bool {
 	s.act = newActivation(s.g, s.t, &s.c)
-	d, canon, err := dest.ParseText(s.c.Destination, s.t.workdir)
+	d := &s.act.dest.d
+	canon, err := dest.ParseInto(d, s.c.Destination, s.t.workdir)
 	if err == nil && d.Kind == dest.KindFile {
-		d, err = dest.Resolve(d)
+		*d, err = dest.Resolve(*d)
 		canon = d.Path
 	}
 	if err != nil {
@@ -172,7 +173,6 @@ func (s *decision) destination() bool {
 	if len(canon) > MaxDestinationSize {
 		return s.deny(RuleDestination, fmt.Sprintf("destination is longer than %d bytes", MaxDestinationSize), nil)
 	}
-	s.act.setDest(d)
 	s.d.Destination = canon
 	s.pass(RuleDestination, canon)
 	return true

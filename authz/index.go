@@ -34,16 +34,28 @@ type compiled struct {
 // maxCachedTools bounds the per-policy cache of tools matched only by globs.
 const maxCachedTools = 4096
 
-// ruleScratch holds the buffers of an uncached glob lookup.
+// ruleScratch holds the buffers of an uncached glob lookup, and the last
+// lookup whose result is immutable (a pooled activation decides calls of
+// the same tool over and over).
 type ruleScratch struct {
 	patterns []int
 	rules    []*rule
+
+	lastPolicy *compiled
+	lastTool   string
+	lastRules  []*rule
 }
 
 // rulesFor returns the rules that apply to tool, in evaluation order. The
 // result is valid until scratch's next use; a nil scratch allocates.
 func (c *compiled) rulesFor(tool string, scratch *ruleScratch) []*rule {
+	if scratch != nil && scratch.lastPolicy == c && scratch.lastTool == tool {
+		return scratch.lastRules
+	}
 	if rs, ok := c.byTool[tool]; ok {
+		if scratch != nil {
+			scratch.lastPolicy, scratch.lastTool, scratch.lastRules = c, tool, rs
+		}
 		return rs
 	}
 	if rs, ok := c.other.Load(tool); ok {

@@ -38,17 +38,26 @@ func Parse(raw, workdir string) (d Destination, err error) {
 // String: an already canonical http or https URL
 // ("https://api.github.com/repos/x/y") is parsed in one pass.
 func ParseText(raw, workdir string) (d Destination, text string, err error) {
-	if text, ok := parseFast(raw, &d); ok {
-		return d, text, nil
+	text, err = ParseInto(&d, raw, workdir)
+	return d, text, err
+}
+
+// ParseInto is [ParseText] writing the destination to *d, for callers that
+// keep it in a reused place: it saves copying the Destination. On failure
+// *d is the zero Destination.
+func ParseInto(d *Destination, raw, workdir string) (text string, err error) {
+	if text, ok := parseFast(raw, d); ok {
+		return text, nil
 	}
-	d, err = parseFull(raw, workdir)
+	*d, err = parseFull(raw, workdir)
 	if err != nil {
-		return Destination{}, "", err
+		*d = Destination{}
+		return "", err
 	}
-	if textIs(d, raw) {
-		return d, raw, nil
+	if textIs(*d, raw) {
+		return raw, nil
 	}
-	return d, d.String(), nil
+	return d.String(), nil
 }
 
 // parseFull is Parse without the fast path.
