@@ -110,6 +110,7 @@ type Guard struct {
 	approver   Approver
 	defaultTTL time.Duration
 	dryRun     bool
+	observed   []string // intents whose results taint, beyond read and search
 
 	approvalTimeout time.Duration
 

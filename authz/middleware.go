@@ -33,6 +33,11 @@ type Tool[A any] struct {
 	// cover the one call it was asked for. The zero value, false, fills
 	// Args. WrapJSON ignores it: its arguments are JSON by construction.
 	OpaqueArgs bool
+	// Output says how a successful call's result taints the task. The zero
+	// value records the results of reading intents (read, search and those
+	// of [WithObservedIntents]) as untrusted content of the call's
+	// sensitivity: see [Output] and [Guard.ObserveOutput].
+	Output Output
 }
 
 // describe builds the call for args, recovering a panicking Describe.
@@ -86,7 +91,10 @@ func (g *Guard) denyDescribe(ctx context.Context, tool string, err error) error 
 // Wrap returns a handler that authorizes every invocation of h with
 // [Guard.Authorize] before calling it. On a deny, h is not called and the
 // *[DeniedError] is returned with the zero R. The wrapper does not modify
-// args.
+// args. When h returns without error, its result is recorded on the task
+// ([Guard.ObserveOutput] with [Tool.Output]): by default the results of
+// read and search calls taint the task as untrusted content, so hosts need
+// not remember [Task.Observe].
 //
 // When Describe sets no Call.Args, Wrap fills them from args, so that
 // argument rules (args.x), approval digests and the secrets inspector see
@@ -116,7 +124,11 @@ func Wrap[A, R any](g *Guard, t Tool[A], h func(ctx context.Context, args A) (R,
 		if err := g.Authorize(actx, c); err != nil {
 			return zero, err
 		}
-		return h(ctx, args)
+		r, err := h(ctx, args)
+		if err == nil {
+			g.ObserveOutput(ctx, c, t.Output)
+		}
+		return r, err
 	}
 }
 
@@ -189,6 +201,10 @@ func WrapJSON[R any](g *Guard, t Tool[map[string]any], h func(ctx context.Contex
 		if err := g.Authorize(ctx, c); err != nil {
 			return zero, err
 		}
-		return h(ctx, raw)
+		r, err := h(ctx, raw)
+		if err == nil {
+			g.ObserveOutput(ctx, c, t.Output)
+		}
+		return r, err
 	}
 }
