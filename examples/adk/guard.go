@@ -38,17 +38,22 @@ type ToolGuardConfig struct {
 	Spec func(ctx agent.ReadonlyContext) (authz.TaskSpec, error)
 	// Tools describe the ADK tools by name: intent, destination and
 	// sensitivity from the call's arguments (authz.Tool.Describe receives
-	// them as JSON-decoded args, integers as int64). A call of a tool not
-	// listed here is denied (authz.RuleDescribe).
+	// them as JSON-decoded args, integers as int64), and how a successful
+	// call's result taints the task (authz.Tool.Output; the zero value
+	// records the results of read and search calls as untrusted content).
+	// A call of a tool not listed here is denied (authz.RuleDescribe).
 	Tools []authz.Tool[map[string]any]
 }
 
 // ToolGuard decides every tool call of ADK agents with taskguard. Each ADK
 // session (app, user, session ID) runs under its own taskguard task, begun
 // on the session's first tool call, so what one session has seen, spent or
-// been approved never reaches another. Install it on a runner with Plugin
-// (every agent the runner runs), or on one agent as its BeforeToolCallback
-// and BeforeModelCallback.
+// been approved never reaches another. Once an allowed tool has returned
+// without error, its result taints the session's task
+// (authz.Guard.ObserveOutput with the tool's authz.Tool.Output): by default
+// the results of read and search calls count as untrusted content. Install
+// it on a runner with Plugin (every agent the runner runs), or on one agent
+// as its BeforeToolCallback, AfterToolCallback and BeforeModelCallback.
 //
 // ADK v2.2.0 tells plugins when an invocation ends, not when a session
 // does, so a session's task lives until EndSession, a Delete through
@@ -59,17 +64,36 @@ type ToolGuardConfig struct {
 // response in parallel). Create it with NewToolGuard; the zero value is not
 // usable.
 type ToolGuard struct {
-	guard  *authz.Guard
-	spec   func(agent.ReadonlyContext) (authz.TaskSpec, error)
-	checks map[string]func(context.Context, json.RawMessage) (struct{}, error)
+	guard *authz.Guard
+	spec  func(agent.ReadonlyContext) (authz.TaskSpec, error)
+	tools map[string]authz.Tool[map[string]any] // immutable after NewToolGuard
 
-	// mu guards tasks and closed.
-	mu     sync.Mutex
-	tasks  map[sessionKey]sessionTask
-	closed bool
+	// mu guards tasks, running and closed.
+	mu    sync.Mutex
+	tasks map[sessionKey]sessionTask
+	// running holds the allowed calls whose tool has not returned yet,
+	// for AfterToolCallback to record their results.
+	running map[callKey]runningCall
+	closed  bool
 }
 
 type sessionKey struct{ app, user, session string }
+
+// callKey names one tool call of a session: ADK gives every function call
+// of a model response an ID (the model's, or one ADK generates).
+type callKey struct {
+	session  sessionKey
+	tool, id string
+}
+
+// runningCall is an allowed call whose result is not recorded yet: the
+// call as authorized, how its result taints, and the context Begin
+// returned for the task that allowed it.
+type runningCall struct {
+	call   authz.Call
+	output authz.Output
+	task   context.Context
+}
 
 // sessionTask is a session's task and the context Begin returned for it,
 // which carries nothing but the task (it derives from context.Background).
@@ -87,28 +111,26 @@ func NewToolGuard(cfg ToolGuardConfig) (*ToolGuard, error) {
 		return nil, errors.New("adk: ToolGuardConfig.Spec is nil")
 	}
 	tg := &ToolGuard{
-		guard:  cfg.Guard,
-		spec:   cfg.Spec,
-		checks: make(map[string]func(context.Context, json.RawMessage) (struct{}, error), len(cfg.Tools)),
-		tasks:  make(map[sessionKey]sessionTask),
+		guard:   cfg.Guard,
+		spec:    cfg.Spec,
+		tools:   make(map[string]authz.Tool[map[string]any], len(cfg.Tools)),
+		tasks:   make(map[sessionKey]sessionTask),
+		running: make(map[callKey]runningCall),
 	}
 	for _, t := range cfg.Tools {
 		if t.Name == "" {
 			return nil, errors.New("adk: a tool has no name")
 		}
-		if _, dup := tg.checks[t.Name]; dup {
+		if _, dup := tg.tools[t.Name]; dup {
 			return nil, fmt.Errorf("adk: tool %q is described twice", t.Name)
 		}
-		// WrapJSON around a handler that does nothing: it describes the
-		// call (recovering a panicking Describe), authorizes it and audits
-		// the decision; the ADK tool itself runs only if it returns nil.
-		tg.checks[t.Name] = authz.WrapJSON(cfg.Guard, t, proceed)
+		tg.tools[t.Name] = t
 	}
 	return tg, nil
 }
 
 // Plugin returns an ADK plugin named "taskguard" with tg's
-// BeforeToolCallback and BeforeModelCallback. Pass it in
+// BeforeToolCallback, AfterToolCallback and BeforeModelCallback. Pass it in
 // runner.Config.PluginConfig.Plugins; it then guards every tool call of
 // every agent the runner runs, before the agents' own callbacks. Its Close
 // is tg.Close (the v2.2.0 runner never closes plugins, so the host calls
@@ -117,6 +139,7 @@ func (tg *ToolGuard) Plugin() (*plugin.Plugin, error) {
 	return plugin.New(plugin.Config{
 		Name:                "taskguard",
 		BeforeToolCallback:  tg.BeforeToolCallback,
+		AfterToolCallback:   tg.AfterToolCallback,
 		BeforeModelCallback: tg.BeforeModelCallback,
 		CloseFunc:           tg.Close,
 	})
@@ -149,6 +172,13 @@ func (tg *ToolGuard) BeforeModelCallback(ctx agent.Context, req *model.LLMReques
 // the model as the tool's response without running the tool. It never
 // returns an error. It blocks while an approver decides an ask. args is
 // not modified.
+//
+// An allowed call is remembered, by session and function call ID, until
+// AfterToolCallback sees the tool return. When ADK gave the call no ID, or
+// another call of the session with the same tool and ID is still running,
+// the results cannot be told apart: the call's result is then recorded on
+// the task at once, as if the tool had succeeded, so that the task is never
+// less tainted than what the model reads.
 func (tg *ToolGuard) BeforeToolCallback(ctx agent.Context, t tool.Tool, args map[string]any) (map[string]any, error) {
 	name := t.Name()
 	deny := func(reason string) (map[string]any, error) {
@@ -162,17 +192,19 @@ func (tg *ToolGuard) BeforeToolCallback(ctx agent.Context, t tool.Tool, args map
 	if err != nil {
 		return deny("arguments are not JSON: " + err.Error())
 	}
-	check, ok := tg.checks[name]
+	spec, ok := tg.tools[name]
 	if !ok {
-		check = authz.WrapJSON(tg.guard, authz.Tool[map[string]any]{Name: name,
+		spec = authz.Tool[map[string]any]{Name: name,
 			Describe: func(map[string]any) (authz.Call, error) {
 				return authz.Call{}, errors.New("the tool has no taskguard description")
-			}}, proceed)
+			}}
 	}
-	_, err = check(withTask(ctx, st.ctx), raw)
+	c, err := tg.authorize(withTask(ctx, st.ctx), spec, raw)
 	var denied *authz.DeniedError
 	switch {
 	case err == nil:
+		tg.started(callKey{sessionOf(ctx), name, ctx.FunctionCallID()},
+			runningCall{call: c, output: spec.Output, task: st.ctx})
 		return nil, nil
 	case errors.As(err, &denied):
 		return deny(denied.Decision.Reason + " [rule " + denied.Decision.Rule + "]")
@@ -181,10 +213,101 @@ func (tg *ToolGuard) BeforeToolCallback(ctx agent.Context, t tool.Tool, args map
 	}
 }
 
+// AfterToolCallback is an llmagent.AfterToolCallback that records on the
+// session's task the result of a call BeforeToolCallback allowed, once its
+// tool has returned without error (authz.Guard.ObserveOutput with the
+// tool's authz.Tool.Output): by default the result of a read or search
+// call taints the task as untrusted content of the call's sensitivity. A
+// denied call (the tool did not run) and a failed one record nothing. It
+// always returns (nil, nil): the tool's result and error go on unchanged.
+// Install it with BeforeToolCallback; Plugin does. ADK skips it when an
+// earlier plugin's AfterToolCallback answers, so the taskguard plugin goes
+// before plugins that replace tool results.
+func (tg *ToolGuard) AfterToolCallback(ctx agent.Context, t tool.Tool, _, _ map[string]any, err error) (map[string]any, error) {
+	k := callKey{sessionOf(ctx), t.Name(), ctx.FunctionCallID()}
+	tg.mu.Lock()
+	rc, ok := tg.running[k]
+	delete(tg.running, k)
+	tg.mu.Unlock()
+	if ok && err == nil {
+		tg.guard.ObserveOutput(rc.task, rc.call, rc.output)
+	}
+	return nil, nil
+}
+
+// authorize describes the call of tool t with JSON arguments raw and
+// decides it under the task in ctx, as authz.WrapJSON does: the arguments
+// are decoded with authz.DecodeArgs, a failing or panicking Describe
+// denies (authz.RuleDescribe, audited), and the call's Args default to the
+// decoded arguments. It returns the call it decided; the error is nil
+// (allowed) or an *authz.DeniedError.
+func (tg *ToolGuard) authorize(ctx context.Context, t authz.Tool[map[string]any], raw []byte) (authz.Call, error) {
+	args, err := authz.DecodeArgs(raw)
+	if err != nil {
+		return authz.Call{}, tg.guard.DescribeError(ctx, t.Name, err)
+	}
+	c, err := describe(t, args)
+	if err != nil {
+		return authz.Call{}, tg.guard.DescribeError(ctx, t.Name, err)
+	}
+	if c.Args == nil {
+		c.Args = args
+	}
+	return c, tg.guard.Authorize(ctx, c)
+}
+
+// describe maps args to a call with t.Describe, like authz.Wrap does: the
+// call's tool is always t.Name, its intent defaults to t.Intent, and a
+// panicking Describe is an error.
+func describe(t authz.Tool[map[string]any], args map[string]any) (c authz.Call, err error) {
+	if t.Describe != nil {
+		defer func() {
+			if r := recover(); r != nil {
+				c, err = authz.Call{}, fmt.Errorf("describe panicked: %v", r)
+			}
+		}()
+		if c, err = t.Describe(args); err != nil {
+			return authz.Call{}, err
+		}
+		if c.Tool != "" && c.Tool != t.Name {
+			return authz.Call{}, fmt.Errorf("describe returned tool %q for tool %q", c.Tool, t.Name)
+		}
+	}
+	c.Tool = t.Name
+	if c.Intent == "" {
+		c.Intent = t.Intent
+	}
+	return c, nil
+}
+
+// started remembers an allowed call until its tool returns. A call that
+// cannot be told apart from another (no ID, or the ID of a call still
+// running) has its result recorded at once, and so has the other one.
+func (tg *ToolGuard) started(k callKey, rc runningCall) {
+	tg.mu.Lock()
+	other, clash := tg.running[k]
+	if k.id != "" && !clash && !tg.closed {
+		tg.running[k] = rc
+		tg.mu.Unlock()
+		return
+	}
+	delete(tg.running, k)
+	tg.mu.Unlock()
+	if clash {
+		tg.guard.ObserveOutput(other.task, other.call, other.output)
+	}
+	tg.guard.ObserveOutput(rc.task, rc.call, rc.output)
+}
+
+// sessionOf returns the key of ctx's session.
+func sessionOf(ctx agent.ReadonlyContext) sessionKey {
+	return sessionKey{ctx.AppName(), ctx.UserID(), ctx.SessionID()}
+}
+
 // sessionTask returns the task of ctx's session, beginning it if the
 // session has none.
 func (tg *ToolGuard) sessionTask(ctx agent.Context) (sessionTask, error) {
-	key := sessionKey{ctx.AppName(), ctx.UserID(), ctx.SessionID()}
+	key := sessionOf(ctx)
 	tg.mu.Lock()
 	st, ok := tg.tasks[key]
 	closed := tg.closed
@@ -239,13 +362,18 @@ func (tg *ToolGuard) Task(app, user, sessionID string) (*authz.Task, bool) {
 }
 
 // EndSession ends the task of a session and forgets it: its later calls,
-// if any, run under a new task. Ending a session without a task does
-// nothing.
+// if any, run under a new task, and the results of its calls still running
+// are not recorded. Ending a session without a task does nothing.
 func (tg *ToolGuard) EndSession(app, user, sessionID string) {
 	key := sessionKey{app, user, sessionID}
 	tg.mu.Lock()
 	st, ok := tg.tasks[key]
 	delete(tg.tasks, key)
+	for k := range tg.running {
+		if k.session == key {
+			delete(tg.running, k)
+		}
+	}
 	tg.mu.Unlock()
 	if ok {
 		st.task.End() // runs the task's OnEnd hooks: not under the lock
@@ -263,6 +391,7 @@ func (tg *ToolGuard) Close() error {
 	tg.closed = true
 	tasks := tg.tasks
 	tg.tasks = nil
+	clear(tg.running)
 	tg.mu.Unlock()
 	for _, st := range tasks {
 		st.task.End()
@@ -287,9 +416,6 @@ func (s endingSessions) Delete(ctx context.Context, req *session.DeleteRequest) 
 	s.tg.EndSession(req.AppName, req.UserID, req.SessionID)
 	return err
 }
-
-// proceed is the handler behind the checks: the ADK tool runs after it.
-func proceed(context.Context, json.RawMessage) (struct{}, error) { return struct{}{}, nil }
 
 // withTask returns ctx (deadline, cancellation, values) that also carries
 // the task of taskCtx. authz has no way to put an existing task in a

@@ -91,7 +91,7 @@ type hook int
 
 const (
 	viaPlugin        hook = iota // runner.Config.PluginConfig: every agent of the runner
-	viaAgentCallback             // llmagent.Config.BeforeToolCallbacks: one agent
+	viaAgentCallback             // llmagent.Config's tool and model callbacks: one agent
 )
 
 // demo is the example's host: a taskguard guard, the ADK tool guard, an
@@ -161,6 +161,9 @@ func newDemo(out io.Writer, script map[string][][]*genai.FunctionCall, h hook, e
 	read, err := functiontool.New(functiontool.Config{Name: "read_file", Description: "Reads a file of the workspace."},
 		func(ctx agent.Context, a fileArgs) (toolResult, error) {
 			d.reads.Add(1)
+			if a.Path != "notes/plan.md" {
+				return toolResult{}, errors.New("no such file: " + a.Path)
+			}
 			return toolResult{Result: "# Plan (demo contents of " + a.Path + ")"}, nil
 		})
 	if err != nil {
@@ -184,6 +187,7 @@ func newDemo(out io.Writer, script map[string][][]*genai.FunctionCall, h hook, e
 		plugins = append(plugins, p)
 	case viaAgentCallback:
 		cfg.BeforeToolCallbacks = []llmagent.BeforeToolCallback{tg.BeforeToolCallback}
+		cfg.AfterToolCallbacks = []llmagent.AfterToolCallback{tg.AfterToolCallback}
 		cfg.BeforeModelCallbacks = []llmagent.BeforeModelCallback{tg.BeforeModelCallback}
 	}
 	a, err := llmagent.New(cfg)

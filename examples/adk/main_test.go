@@ -102,6 +102,52 @@ func TestHooks(t *testing.T) {
 	}
 }
 
+// TestToolResultsTaint checks that the result of a read the guard allowed
+// and the tool completed taints the session's task, once, and that denied
+// and failed calls leave it clean, whichever way the guard is installed.
+func TestToolResultsTaint(t *testing.T) {
+	t.Parallel()
+	for name, h := range map[string]hook{"plugin": viaPlugin, "agent callback": viaAgentCallback} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			tests := []struct {
+				name  string
+				path  string
+				reads int64
+				want  authz.Taint
+			}{
+				{"successful read", "notes/plan.md", 1,
+					authz.Taint{Sensitivity: authz.Internal, Untrusted: true, Sources: []string{"read_file /workspace/notes/plan.md"}}},
+				{"denied read", "../etc/passwd", 0, authz.Taint{}},
+				{"failed read", "notes/missing.md", 1, authz.Taint{}},
+			}
+			for _, tt := range tests {
+				t.Run(tt.name, func(t *testing.T) {
+					t.Parallel()
+					d, err := newDemo(io.Discard, map[string][][]*genai.FunctionCall{
+						"read": {{call("read_file", map[string]any{"path": tt.path})}},
+					}, h)
+					require.NoError(t, err)
+					defer d.tools.Close()
+
+					ask(t, d, "alice", "s1", "read")
+					require.EqualValues(t, tt.reads, d.reads.Load())
+					task, ok := d.tools.Task(appName, "alice", "s1")
+					require.True(t, ok)
+					got := task.Taint()
+					if len(got.Sources) == 0 {
+						got.Sources = nil
+					}
+					assert.Equal(t, tt.want, got)
+					d.tools.mu.Lock()
+					assert.Empty(t, d.tools.running, "no call is left running")
+					d.tools.mu.Unlock()
+				})
+			}
+		})
+	}
+}
+
 // TestSessionsHaveSeparateTasks checks that every ADK session (app, user,
 // session ID) runs under its own task: its own budget, its own end.
 func TestSessionsHaveSeparateTasks(t *testing.T) {
