@@ -19,10 +19,12 @@ import (
 // Config configures [Middleware]. The zero Config denies every call.
 type Config struct {
 	// Tools maps eino tool names (the names the model calls) to how
-	// taskguard sees each tool: its taskguard name, default intent, and a
+	// taskguard sees each tool: its taskguard name, default intent, a
 	// Describe that maps the decoded JSON arguments to destination,
-	// sensitivity and intent. A call to a tool missing from Tools is denied.
-	// Middleware copies the map.
+	// sensitivity and intent, and how a successful call's result taints the
+	// task (Output; the zero value records the results of read and search
+	// calls as untrusted content). A call to a tool missing from Tools is
+	// denied. Middleware copies the map.
 	Tools map[string]authz.Tool[map[string]any]
 	// OnDeny turns a denied call into the tool's result. A string result
 	// becomes the call's tool message, which the model reads; an error fails
@@ -62,9 +64,12 @@ func AbortOnDenial(_ context.Context, err *authz.DeniedError) (string, error) {
 // from the guard — invalid UTF-8, or two keys of one object that are equal
 // ignoring case (Go's and sonic's struct decoding match keys without case,
 // so {"url": ok, "URL": bad} would reach the tool as bad) — are denied. The
-// tool receives exactly the arguments that were authorized. After a tool
-// ran, its result is recorded on the task with [authz.Task.Observe] as
-// untrusted content of the call's sensitivity, since the model reads it.
+// tool receives exactly the arguments that were authorized. Once a tool
+// returned without error, its result is recorded on the task with
+// [authz.Guard.ObserveOutput] and the tool's Output: by default the result
+// of a read or search call taints the task as untrusted content of the
+// call's sensitivity, since the model reads it. A denied or failed call
+// records nothing; a streamed result is recorded when its stream opens.
 //
 // Middleware panics if g is nil. The middleware is safe for concurrent use
 // (eino runs a message's tool calls in parallel).
@@ -88,7 +93,7 @@ func Middleware(g *authz.Guard, cfg Config) compose.ToolMiddleware {
 					return &compose.ToolOutput{Result: text}, nil
 				}
 				out, err := next(ctx, in)
-				m.observe(ctx, c, err)
+				m.observe(ctx, in, c, err)
 				return out, err
 			}
 		},
@@ -103,7 +108,7 @@ func Middleware(g *authz.Guard, cfg Config) compose.ToolMiddleware {
 					return &compose.StreamToolOutput{Result: schema.StreamReaderFromArray([]string{text})}, nil
 				}
 				out, err := next(ctx, in)
-				m.observe(ctx, c, err)
+				m.observe(ctx, in, c, err)
 				return out, err
 			}
 		},
@@ -118,7 +123,7 @@ func Middleware(g *authz.Guard, cfg Config) compose.ToolMiddleware {
 					return &compose.EnhancedInvokableToolOutput{Result: textResult(text)}, nil
 				}
 				out, err := next(ctx, in)
-				m.observe(ctx, c, err)
+				m.observe(ctx, in, c, err)
 				return out, err
 			}
 		},
@@ -134,7 +139,7 @@ func Middleware(g *authz.Guard, cfg Config) compose.ToolMiddleware {
 						Result: schema.StreamReaderFromArray([]*schema.ToolResult{textResult(text)})}, nil
 				}
 				out, err := next(ctx, in)
-				m.observe(ctx, c, err)
+				m.observe(ctx, in, c, err)
 				return out, err
 			}
 		},
@@ -221,17 +226,12 @@ func (m *guard) denied(ctx context.Context, err error) (string, error) {
 }
 
 // observe records on the task that the model is about to read what the
-// tool returned.
-func (m *guard) observe(ctx context.Context, c authz.Call, err error) {
-	t, ok := authz.TaskFrom(ctx)
-	if !ok || err != nil {
+// tool of in returned for the allowed call c, unless the tool failed.
+func (m *guard) observe(ctx context.Context, in *compose.ToolInput, c authz.Call, err error) {
+	if err != nil {
 		return
 	}
-	source := c.Destination
-	if source == "" {
-		source = c.Tool
-	}
-	t.Observe(source, c.Sensitivity, false)
+	m.g.ObserveOutput(ctx, c, m.tools[in.Name].Output)
 }
 
 func textResult(text string) *schema.ToolResult {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync/atomic"
@@ -159,8 +160,83 @@ func TestDenialIsAToolResult(t *testing.T) {
 			assert.Equal(t, int64(1), f.tools.searched.Load())
 			taint := f.task.Taint()
 			assert.True(t, taint.Untrusted)
-			assert.ElementsMatch(t, []string{"https://api.github.com/zen", "db://handbook"}, taint.Sources)
+			assert.ElementsMatch(t, []string{"http.fetch https://api.github.com/zen", "docs.search db://handbook"}, taint.Sources)
 		})
+	}
+}
+
+// TestToolResultsTaint checks that a call the guard allowed and the tool
+// completed taints the task, once, and that denied and failed calls leave
+// it clean, through the real eino runtime.
+func TestToolResultsTaint(t *testing.T) {
+	t.Parallel()
+	untrusted := authz.Taint{Sensitivity: authz.Public, Untrusted: true,
+		Sources: []string{"http.fetch https://api.github.com/zen"}}
+	for _, tc := range []struct {
+		name   string
+		output authz.Output
+		url    string
+		fails  bool
+		ran    int64
+		want   authz.Taint
+	}{
+		{"successful read", authz.Output{}, "https://api.github.com/zen", false, 1, untrusted},
+		{"successful read of a trusted tool", authz.Output{Trusted: true}, "https://api.github.com/zen", false, 1,
+			authz.Taint{Sensitivity: authz.Public, Sources: []string{"http.fetch https://api.github.com/zen"}}},
+		{"denied read", authz.Output{}, "http://169.254.169.254/", false, 0, authz.Taint{}},
+		{"failed read", authz.Output{}, "https://api.github.com/zen", true, 1, authz.Taint{}},
+	} {
+		for mode, stream := range modes() {
+			t.Run(tc.name+"/"+mode, func(t *testing.T) {
+				t.Parallel()
+				ctx := context.Background()
+				g, err := newGuard()
+				require.NoError(t, err)
+				var ran atomic.Int64
+				fetch, err := utils.InferTool("fetch", "Fetch a page.",
+					func(ctx context.Context, a fetchArgs) (string, error) {
+						ran.Add(1)
+						if tc.fails {
+							return "", errors.New("connection refused")
+						}
+						return "page " + a.URL, nil
+					})
+				require.NoError(t, err)
+				tools := guardedTools()
+				ft := tools["fetch"]
+				ft.Output = tc.output
+				tools["fetch"] = ft
+				node, err := compose.NewToolNode(ctx, &compose.ToolsNodeConfig{
+					Tools:               []tool.BaseTool{fetch},
+					ToolCallMiddlewares: []compose.ToolMiddleware{Middleware(g, Config{Tools: tools})},
+				})
+				require.NoError(t, err)
+				agent, err := compose.NewChain[*schema.Message, []*schema.Message]().AppendToolsNode(node).Compile(ctx)
+				require.NoError(t, err)
+				tctx, task, err := g.Begin(ctx, authz.TaskSpec{Agent: authz.Agent{ID: "a"},
+					Intents: []string{"read"}, Tools: []string{"http.fetch"}})
+				require.NoError(t, err)
+				defer task.End()
+
+				msg := toolCalls([2]string{"fetch", `{"url":"` + tc.url + `"}`})
+				if stream {
+					_, err = streamAll(tctx, agent, msg)
+				} else {
+					_, err = agent.Invoke(tctx, msg)
+				}
+				if tc.fails {
+					require.ErrorContains(t, err, "connection refused")
+				} else {
+					require.NoError(t, err)
+				}
+				assert.Equal(t, tc.ran, ran.Load())
+				got := task.Taint()
+				if len(got.Sources) == 0 {
+					got.Sources = nil
+				}
+				assert.Equal(t, tc.want, got)
+			})
+		}
 	}
 }
 
@@ -333,7 +409,7 @@ func TestRun(t *testing.T) {
 		`-> denied by taskguard (rule @describe): could not describe the call: arguments repeat the key "URL"`,
 		"-> denied by taskguard (rule @task)",
 		"the tools really ran: fetch 1, search 1\n",
-		"from [https://api.github.com/zen db://handbook]",
+		"from [http.fetch https://api.github.com/zen docs.search db://handbook]",
 	} {
 		assert.Contains(t, got, want)
 	}
