@@ -54,6 +54,8 @@ func FuzzCheck(f *testing.F) {
 	}
 	f.Add(uint8(0), "http.fetch", "read", "http://[::ffff:169.254.169.254]/", int8(1), `{"x": [1, 2, {"y": null}]}`)
 	f.Add(uint8(1), "fs.read", "read", "file:///workspace/%2e%2e/etc/passwd", int8(9), `[]`)
+	f.Add(uint8(0x80), "http.fetch", "read", "https://api.github.com/", int8(0), `{}`)
+	f.Add(uint8(0x81), "db.delete", "delete", "db://orders", int8(1), `{"id": 1}`)
 
 	guards := make([]*Guard, len(policies))
 	for i, p := range policies {
@@ -75,7 +77,22 @@ func FuzzCheck(f *testing.F) {
 		defer task.End()
 		a, _ := DecodeArgs([]byte(args))
 		c := Call{Tool: tool, Intent: intent, Destination: destination, Sensitivity: Sensitivity(sens), Args: a}
+		parentCtx := ctx
+		if pi&0x80 != 0 {
+			// Under a sub-task of another agent with a label of its own:
+			// delegation may only narrow, so the sub-task never gets a more
+			// permissive answer than its parent.
+			ctx, _, err = g.Begin(ctx, TaskSpec{Agent: Agent{ID: "fuzz-sub"}, Labels: map[string]string{"extra": "1"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
 		d := g.Check(ctx, c)
+		if pi&0x80 != 0 {
+			if pd := g.Check(parentCtx, c); d.Effect == Allow && pd.Effect != Allow || d.Effect == Ask && pd.Effect == Deny {
+				t.Fatalf("sub-task got %v where its parent got %v: %+v", d.Effect, pd.Effect, c)
+			}
+		}
 		if d.Rule == RuleInternal {
 			t.Fatalf("Check panicked: %v", d.Err)
 		}
