@@ -95,9 +95,10 @@ func Client(g *authz.Guard, opts ...Option) *http.Client {
 type transport struct {
 	g         *authz.Guard
 	cfg       *config
-	err       error           // a configuration error: every request fails with it
-	rt        *http.Transport // sends the authorized requests; dials through dial
-	proxyAddr string          // host:port of the proxy, or ""
+	err       error             // a configuration error: every request fails with it
+	rt        *http.Transport   // sends the authorized requests; dials through dial
+	send      http.RoundTripper // rt; a test seam
+	proxyAddr string            // host:port of the proxy, or ""
 }
 
 func newTransport(g *authz.Guard, cfg *config, err error) *transport {
@@ -124,7 +125,7 @@ func newTransport(g *authz.Guard, cfg *config, err error) *transport {
 		rt.Proxy = http.ProxyURL(cfg.proxy)
 		t.proxyAddr = proxyAddr(cfg.proxy)
 	}
-	t.rt = rt
+	t.rt, t.send = rt, rt
 	return t
 }
 
@@ -179,7 +180,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		private:      d.Private,
 		allowPrivate: matchHost(t.cfg.allowPrivate, d.Host),
 	}
-	resp, err := t.rt.RoundTrip(req.WithContext(withGrant(ctx, gr)))
+	resp, err := t.send.RoundTrip(req.WithContext(withGrant(ctx, gr)))
 	if err != nil {
 		return nil, err
 	}
