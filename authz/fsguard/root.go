@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/taskguard/taskguard/authz"
 	"github.com/taskguard/taskguard/internal/dest"
@@ -292,11 +293,9 @@ func (r *Root) do(ctx context.Context, op Op, verb, name string, args map[string
 	real := abs
 	if reads || r.cfg.classify != nil || r.cfg.trusted != nil {
 		// Classify, trust and observe the file the policy decides on.
-		d, err := dest.Resolve(dest.Destination{Kind: dest.KindFile, Scheme: "file", Path: abs})
-		if err != nil {
+		if real, err = r.realPath(rel, abs); err != nil {
 			return r.deny(ctx, op, verb, name, err)
 		}
-		real = d.Path
 	}
 	s, err := r.sensitivity(real)
 	if err != nil {
@@ -350,6 +349,35 @@ func (r *Root) local(name string) (rel, abs string, err error) {
 		return "", "", fmt.Errorf("%w: \"..\" leads out of the root", ErrEscape)
 	}
 	return c, filepath.Join(r.dir, c), nil
+}
+
+// realPath returns abs with the symbolic links of its existing part
+// resolved, as the guard resolves a file destination. dir is a real path,
+// so only the names below it are looked at, one Lstat each; the first
+// link found hands the whole path to [dest.Resolve]. It fails closed as
+// dest.Resolve does: an error other than "does not exist" is an error.
+func (r *Root) realPath(rel, abs string) (string, error) {
+	if rel == "." {
+		return r.dir, nil
+	}
+	p := r.dir
+	for part := range strings.SplitSeq(rel, string(filepath.Separator)) {
+		p = filepath.Join(p, part)
+		fi, err := os.Lstat(p)
+		switch {
+		case errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR):
+			return abs, nil // the rest does not exist yet
+		case err != nil:
+			return "", fmt.Errorf("fsguard: cannot resolve %s: %w", p, err)
+		case fi.Mode()&fs.ModeSymlink != 0:
+			d, err := dest.Resolve(dest.Destination{Kind: dest.KindFile, Scheme: "file", Path: abs})
+			if err != nil {
+				return "", err
+			}
+			return d.Path, nil
+		}
+	}
+	return abs, nil
 }
 
 // under returns p relative to base when p is base or below it; both are

@@ -443,6 +443,19 @@ func TestClassifierAndTrust(t *testing.T) {
 	_, lexical := seen.Load(filepath.Join(e.ws, "innocent.txt"))
 	assert.False(t, lexical)
 
+	// A link to a directory on the way.
+	require.NoError(t, os.MkdirAll(filepath.Join(e.ws, "public"), 0o755))
+	require.NoError(t, os.Symlink("../hr", filepath.Join(e.ws, "public", "reports")))
+	ctx3, task3, err := e.g.Begin(context.Background(), authz.TaskSpec{
+		Agent: authz.Agent{ID: "a"}, Clearance: authz.Confidential, Labels: map[string]string{"workdir": e.ws},
+	})
+	require.NoError(t, err)
+	defer task3.End()
+	_, err = r.ReadFile(ctx3, "public/reports/pay.csv")
+	require.NoError(t, err)
+	assert.Equal(t, authz.Confidential, task3.Taint().Sensitivity)
+	assert.Equal(t, []string{"file:" + filepath.Join(e.ws, "hr", "pay.csv")}, task3.Taint().Sources)
+
 	// Above the task's clearance: denied by the guard.
 	r2 := e.root(t, WithSensitivity(authz.Restricted))
 	_, err = r2.ReadFile(e.ctx, "notes.txt")
