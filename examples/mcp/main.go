@@ -65,8 +65,10 @@ type shellArgs struct {
 }
 
 // describers say, per tool, what a call does: its intent, where it goes and
-// how sensitive the data is. run_shell has one (and the policy denies it);
-// debug_dump has none, so it is hidden and every call of it is denied.
+// how sensitive the data is, and how its result taints the session's task
+// (by default a read's result is untrusted content of the call's
+// sensitivity). run_shell has one (and the policy denies it); debug_dump
+// has none, so it is hidden and every call of it is denied.
 var describers = mcpguard.Tools{
 	"fetch": {Intent: "read", Describe: func(a map[string]any) (authz.Call, error) {
 		url, err := stringArg(a, "url")
@@ -76,7 +78,9 @@ var describers = mcpguard.Tools{
 		path, err := stringArg(a, "path")
 		return authz.Call{Destination: path, Sensitivity: authz.Internal}, err
 	}},
-	"query_db": {Intent: "read", Describe: func(a map[string]any) (authz.Call, error) {
+	// The analytics database is the host's own: its rows are confidential
+	// but trusted, unlike web pages and workspace files.
+	"query_db": {Intent: "read", Output: authz.Output{Trusted: true}, Describe: func(a map[string]any) (authz.Call, error) {
 		table, err := stringArg(a, "table")
 		return authz.Call{Destination: "db://" + table, Sensitivity: authz.Confidential}, err
 	}},
@@ -133,46 +137,47 @@ func newHost(spec mcpguard.SpecFunc) (*host, error) {
 	h := &host{authz: g, guard: guard, calls: map[string]*atomic.Int64{},
 		server: mcp.NewServer(&mcp.Implementation{Name: "taskguard-demo", Version: "v1.0.0"}, nil)}
 
-	addTool(h, "fetch", "Fetch a web page", func(ctx context.Context, a fetchArgs) string {
-		observe(ctx, a.URL, authz.Public, false) // web content is untrusted
-		return "200 OK, 1.2 kB from " + a.URL
+	// The guard records what the read tools return on the session's task
+	// (describers' Output), so the handlers only do their work.
+	addTool(h, "fetch", "Fetch a web page", func(ctx context.Context, a fetchArgs) (string, error) {
+		return "200 OK, 1.2 kB from " + a.URL, nil
 	})
-	addTool(h, "read_file", "Read a workspace file", func(ctx context.Context, a fileArgs) string {
-		return "# Plan\n1. read the data"
+	addTool(h, "read_file", "Read a workspace file", func(ctx context.Context, a fileArgs) (string, error) {
+		if a.Path != "notes/plan.md" {
+			return "", errors.New("no such file: " + a.Path)
+		}
+		return "# Plan\n1. read the data", nil
 	})
-	addTool(h, "query_db", "Read a table", func(ctx context.Context, a queryArgs) string {
-		observe(ctx, "db://"+a.Table, authz.Confidential, true)
-		return "alice 120k, bob 115k"
+	addTool(h, "query_db", "Read a table", func(ctx context.Context, a queryArgs) (string, error) {
+		return "alice 120k, bob 115k", nil
 	})
-	addTool(h, "send_email", "Send an email", func(ctx context.Context, a emailArgs) string {
-		return "sent to " + a.To
+	addTool(h, "send_email", "Send an email", func(ctx context.Context, a emailArgs) (string, error) {
+		return "sent to " + a.To, nil
 	})
-	addTool(h, "run_shell", "Run a shell command", func(ctx context.Context, a shellArgs) string {
-		return "ran " + a.Command
+	addTool(h, "run_shell", "Run a shell command", func(ctx context.Context, a shellArgs) (string, error) {
+		return "ran " + a.Command, nil
 	})
-	addTool(h, "debug_dump", "Dump the server state", func(ctx context.Context, _ struct{}) string {
-		return "everything"
+	addTool(h, "debug_dump", "Dump the server state", func(ctx context.Context, _ struct{}) (string, error) {
+		return "everything", nil
 	})
 	h.server.AddReceivingMiddleware(guard.Middleware)
 	return h, nil
 }
 
-// addTool registers a tool whose handler counts its runs and answers text.
-func addTool[In any](h *host, name, description string, f func(context.Context, In) string) {
+// addTool registers a tool whose handler counts its runs and answers text;
+// an error of f reaches the client as a result with IsError set.
+func addTool[In any](h *host, name, description string, f func(context.Context, In) (string, error)) {
 	n := new(atomic.Int64)
 	h.calls[name] = n
 	mcp.AddTool(h.server, &mcp.Tool{Name: name, Description: description},
 		func(ctx context.Context, _ *mcp.CallToolRequest, in In) (*mcp.CallToolResult, any, error) {
 			n.Add(1)
-			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: f(ctx, in)}}}, nil, nil
+			text, err := f(ctx, in)
+			if err != nil {
+				return nil, nil, err
+			}
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: text}}}, nil, nil
 		})
-}
-
-// observe records in the session's task what a tool handler has read.
-func observe(ctx context.Context, source string, s authz.Sensitivity, trusted bool) {
-	if t, ok := authz.TaskFrom(ctx); ok {
-		t.Observe(source, s, trusted)
-	}
 }
 
 // connect connects a new client named name to h's server over an in-memory

@@ -143,6 +143,60 @@ func TestDeniedCallNeverReachesHandler(t *testing.T) {
 	}
 }
 
+// TestToolResultsTaint checks that the result of a call the guard allowed
+// and the handler completed taints the session's task, once, as the
+// tool's describer says, and that denied and failed calls leave it clean.
+func TestToolResultsTaint(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		tool    string
+		args    map[string]any
+		isError bool
+		runs    int64
+		want    authz.Taint
+	}{
+		{"successful read", "read_file", map[string]any{"path": "notes/plan.md"}, false, 1,
+			authz.Taint{Sensitivity: authz.Internal, Untrusted: true, Sources: []string{"read_file /workspace/notes/plan.md"}}},
+		{"successful read of a trusted tool", "query_db", map[string]any{"table": "salaries"}, false, 1,
+			authz.Taint{Sensitivity: authz.Confidential, Sources: []string{"query_db db://salaries"}}},
+		{"export", "send_email", map[string]any{"to": "partner@example.net", "body": "hi"}, false, 1, authz.Taint{}},
+		{"denied read", "read_file", map[string]any{"path": "notes/../../etc/passwd"}, true, 0, authz.Taint{}},
+		{"failed read", "read_file", map[string]any{"path": "notes/missing.md"}, true, 1, authz.Taint{}},
+	}
+	for _, p := range protocols {
+		for _, tt := range tests {
+			t.Run(p.name+"/"+tt.name, func(t *testing.T) {
+				t.Parallel()
+				h := startHost(t, sessionSpec)
+				cs, ss := connect(t, h, "desktop-app", p.opts)
+
+				res := callTool(t, cs, tt.tool, tt.args)
+
+				assert.Equal(t, tt.isError, res.IsError, resultText(res))
+				assert.Equal(t, tt.runs, h.calls[tt.tool].Load())
+				got := taskOf(t, h, ss).Taint()
+				if len(got.Sources) == 0 {
+					got.Sources = nil
+				}
+				assert.Equal(t, tt.want, got)
+			})
+		}
+	}
+}
+
+func TestFailedToolResultReachesClient(t *testing.T) {
+	t.Parallel()
+	h := startHost(t, sessionSpec)
+	cs, _ := connect(t, h, "desktop-app", nil)
+
+	res := callTool(t, cs, "read_file", map[string]any{"path": "notes/missing.md"})
+
+	assert.True(t, res.IsError)
+	assert.Equal(t, "no such file: notes/missing.md", resultText(res))
+	assert.Nil(t, res.Meta["taskguard/rule"], "the tool failed; the guard did not deny")
+}
+
 func TestHiddenToolsAreNotListed(t *testing.T) {
 	t.Parallel()
 	for _, p := range protocols {

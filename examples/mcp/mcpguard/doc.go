@@ -24,6 +24,11 @@
 //     [authz.WrapJSON]. A tool without a describer is denied. On a deny the
 //     handler is not called and the client receives a CallToolResult with
 //     IsError set and the rule and reason as text, which the model can read.
+//     When the handler succeeds (no error, IsError unset), its result
+//     taints the session's task by default ([authz.Guard.ObserveOutput]
+//     with the describer's [authz.Tool.Output]): the results of read and
+//     search calls count as untrusted content. Denied and failed calls
+//     record nothing.
 //   - tools/list returns only the tools [authz.Guard.Visible] reports for
 //     the session's task, marked private and uncacheable.
 //
@@ -42,6 +47,7 @@
 //	defer guard.Close()
 //
 // Tool handlers run with the session's task in their context
-// ([authz.TaskFrom]), so they can record what they read with
-// [authz.Task.Observe].
+// ([authz.TaskFrom]). A describer's Output marks a tool's results trusted
+// (the host's own data), classifies them, or turns the recording off for a
+// handler that records what it read itself with [authz.Task.Observe].
 package mcpguard

@@ -20,9 +20,15 @@ var ErrClosed = errors.New("mcpguard: closed")
 // errUndescribed denies calls of tools that have no describer.
 var errUndescribed = errors.New("the tool has no taskguard describer")
 
+// errToolFailed tells authz.WrapJSON that the tool answered with IsError
+// set, so that the failed call's result is not recorded on the task.
+var errToolFailed = errors.New("mcpguard: the tool failed")
+
 // Tools maps MCP tool names to the describers that turn a call's JSON
-// arguments into an [authz.Call]. A describer's Name may be empty (the key
-// is used) or must equal its key.
+// arguments into an [authz.Call] and say how a successful call's result
+// taints the session's task ([authz.Tool.Output]; the zero value records
+// the results of read and search calls as untrusted content). A
+// describer's Name may be empty (the key is used) or must equal its key.
 type Tools map[string]authz.Tool[map[string]any]
 
 // SessionInfo is what a [SpecFunc] learns about a session whose task is
@@ -110,6 +116,11 @@ func New(g *authz.Guard, spec SpecFunc, tools Tools) (*Guard, error) {
 // A denied call is answered with a CallToolResult whose IsError is set,
 // whose text content is the *[authz.DeniedError] (tool, rule, reason) and
 // whose _meta "taskguard/rule" names the rule; the handler is not called.
+// When the handler answers without error and without IsError, the result
+// is recorded on the session's task ([authz.Guard.ObserveOutput] with the
+// tool's [authz.Tool.Output]): by default the results of read and search
+// calls taint the task as untrusted content of the call's sensitivity. A
+// denied or failed call records nothing.
 // A session whose task could not begin, or a request after [Guard.Close],
 // gets a JSON-RPC error.
 func (g *Guard) Middleware(next mcp.MethodHandler) mcp.MethodHandler {
@@ -140,14 +151,26 @@ func (g *Guard) callTool(ctx context.Context, next mcp.MethodHandler, method str
 			Describe: func(map[string]any) (authz.Call, error) { return authz.Call{}, errUndescribed }}
 	}
 	called := false
+	var failed *mcp.CallToolResult
 	// WrapJSON decodes the arguments with authz.DecodeArgs, describes the
 	// call (recovering a panicking describer), authorizes it, and only then
-	// runs the rest of the chain, which ends in the tool handler.
+	// runs the rest of the chain, which ends in the tool handler. It records
+	// the result on the task unless the handler returns an error: a tool
+	// that failed (IsError, the MCP form of a tool's error) is turned into
+	// errToolFailed for WrapJSON and back into its result here.
 	run := authz.WrapJSON(g.authz, tool, func(ctx context.Context, _ json.RawMessage) (mcp.Result, error) {
 		called = true
-		return next(ctx, method, req)
+		res, err := next(ctx, method, req)
+		if r, ok := res.(*mcp.CallToolResult); ok && err == nil && r.IsError {
+			failed = r
+			return nil, errToolFailed
+		}
+		return res, err
 	})
 	res, err := run(withTask(ctx, s.ctx), req.Params.Arguments)
+	if failed != nil && errors.Is(err, errToolFailed) {
+		return failed, nil
+	}
 	var denied *authz.DeniedError
 	if !called && errors.As(err, &denied) {
 		return &mcp.CallToolResult{
