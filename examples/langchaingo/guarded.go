@@ -28,6 +28,12 @@ import (
 // non-nil error would abort Executor.Call instead. The guard's audit log
 // ([authz.WithLogger]) records every decision for the host. Errors of t
 // itself are returned unchanged.
+//
+// Tool results taint the task by default: when t returns without error,
+// the result is recorded on the task as [authz.Wrap] records it (the zero
+// [authz.Output]): the result of a call whose intent reads data (read,
+// search, [authz.WithObservedIntents]) makes the task untrusted and raises
+// its sensitivity to the call's. A denied or failed call records nothing.
 func Guarded(g *authz.Guard, t tools.Tool, describe func(input string) (authz.Call, error)) tools.Tool {
 	return &guardedTool{
 		inner: t,

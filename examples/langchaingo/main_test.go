@@ -166,6 +166,45 @@ func TestGuardedReturnsToolErrors(t *testing.T) {
 	assert.NotErrorIs(t, err, authz.ErrDenied)
 }
 
+// TestGuardedTaint checks that the result of a call the guard allowed and
+// the tool completed taints the task, once, and that denied and failed
+// calls, and calls that read nothing, leave it clean.
+func TestGuardedTaint(t *testing.T) {
+	t.Parallel()
+	g := newGuard(t)
+	describeFetch := func(input string) (authz.Call, error) {
+		return authz.Call{Intent: "read", Destination: strings.TrimSpace(input), Sensitivity: authz.Public}, nil
+	}
+	for _, tc := range []struct {
+		name  string
+		tool  func(d *demoTools) tools.Tool
+		input string
+		want  authz.Taint
+	}{
+		{"successful read", func(d *demoTools) tools.Tool { return d.guarded[1] }, "https://api.github.com/zen",
+			authz.Taint{Sensitivity: authz.Public, Untrusted: true, Sources: []string{"http.fetch https://api.github.com/zen"}}},
+		{"computation", func(d *demoTools) tools.Tool { return d.guarded[0] }, "6 * 7", authz.Taint{}},
+		{"denied read", func(d *demoTools) tools.Tool { return d.guarded[1] }, "http://169.254.169.254/", authz.Taint{}},
+		{"failed read", func(*demoTools) tools.Tool { return Guarded(g, failingTool{}, describeFetch) },
+			"https://api.github.com/zen", authz.Taint{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := newTask(t, g)
+			task, ok := authz.TaskFrom(ctx)
+			require.True(t, ok)
+
+			_, _ = tc.tool(newDemoTools(g)).Call(ctx, tc.input)
+
+			got := task.Taint()
+			if len(got.Sources) == 0 {
+				got.Sources = nil
+			}
+			assert.Equal(t, tc.want, got)
+		})
+	}
+}
+
 func TestExecutor(t *testing.T) {
 	t.Parallel()
 	g := newGuard(t)
@@ -174,7 +213,8 @@ func TestExecutor(t *testing.T) {
 	executor := agents.NewExecutor(agents.NewOneShotAgent(model, d.guarded),
 		agents.WithMaxIterations(len(script)), agents.WithReturnIntermediateSteps())
 
-	res, err := executor.Call(newTask(t, g), map[string]any{"input": "What is 6 * 7, and what is the GitHub zen?"})
+	ctx := newTask(t, g)
+	res, err := executor.Call(ctx, map[string]any{"input": "What is 6 * 7, and what is the GitHub zen?"})
 	require.NoError(t, err, "a denial does not abort the executor")
 	assert.Equal(t, `42; the zen is "Design for failure."`, res["output"])
 
@@ -186,6 +226,11 @@ func TestExecutor(t *testing.T) {
 	assert.Equal(t, "42", steps[2].Observation)
 	assert.EqualValues(t, 1, d.fetch.n.Load(), "the metadata fetch never reached the tool")
 	assert.EqualValues(t, 1, d.calc.n.Load())
+	task, ok := authz.TaskFrom(ctx)
+	require.True(t, ok)
+	assert.Equal(t, authz.Taint{Sensitivity: authz.Public, Untrusted: true,
+		Sources: []string{"http.fetch https://api.github.com/zen"}}, task.Taint(),
+		"only the fetch that ran taints the task")
 
 	prompts := model.Prompts()
 	require.Len(t, prompts, 4)
