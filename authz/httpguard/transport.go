@@ -1,6 +1,7 @@
 package httpguard
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -156,22 +157,50 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, t.err
 	}
 	ctx := req.Context()
-	c, d, canon, err := t.describe(req)
+	c, err := t.describe(req)
 	if err != nil {
 		closeBody(req)
 		return nil, t.g.DescribeError(ctx, t.cfg.tool, err)
 	}
+	// The guard decides on the request URL; an unparseable one is denied
+	// there (authz.RuleDestination) and audited like any other denial.
 	if err := t.g.Authorize(ctx, c); err != nil {
 		closeBody(req)
 		return nil, err
 	}
-	task, ok := authz.TaskFrom(ctx)
-	if !ok { // Authorize allows nothing without a task; stay closed anyway.
+	gr, task, err := t.grant(ctx, req, c.Tool)
+	if err != nil {
 		closeBody(req)
-		return nil, &authz.DeniedError{Tool: c.Tool, Decision: authz.Decision{Rule: authz.RuleNoTask, Reason: "no task in the context"}}
+		return nil, err
 	}
-	gr := &grant{
-		tool:         c.Tool,
+	resp, err := t.send.RoundTrip(req.WithContext(withGrant(ctx, gr)))
+	if err != nil {
+		return nil, err
+	}
+	resp.Request = req
+	t.cfg.observe(task, gr.host, c.Sensitivity, matchHost(t.cfg.trusted, gr.host))
+	return resp, nil
+}
+
+// grant returns what an allowed request may dial: its canonical
+// destination, parsed as the guard parsed it. Anything unexpected denies.
+func (t *transport) grant(ctx context.Context, req *http.Request, tool string) (*grant, *authz.Task, error) {
+	deny := func(rule, reason string) error {
+		return &authz.DeniedError{Tool: tool, Decision: authz.Decision{Rule: rule, Reason: reason}}
+	}
+	task, ok := authz.TaskFrom(ctx)
+	if !ok { // Authorize allows nothing without a task
+		return nil, nil, deny(authz.RuleNoTask, "no task in the context")
+	}
+	d, canon, err := dest.ParseText(req.URL.String(), "")
+	switch {
+	case err != nil:
+		return nil, nil, deny(authz.RuleDestination, "destination rejected: "+err.Error())
+	case d.Kind != dest.KindURL || (d.Scheme != "http" && d.Scheme != "https"):
+		return nil, nil, deny(authz.RuleDestination, "the transport sends only http and https requests")
+	}
+	return &grant{
+		tool:         tool,
 		task:         task.ID(),
 		dest:         canon,
 		host:         d.Host,
@@ -179,25 +208,17 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		ip:           d.IP,
 		private:      d.Private,
 		allowPrivate: matchHost(t.cfg.allowPrivate, d.Host),
-	}
-	resp, err := t.send.RoundTrip(req.WithContext(withGrant(ctx, gr)))
-	if err != nil {
-		return nil, err
-	}
-	resp.Request = req
-	t.cfg.observe(task, d.Host, c.Sensitivity, matchHost(t.cfg.trusted, d.Host))
-	return resp, nil
+	}, task, nil
 }
 
-// describe builds the call for req and parses its destination, the
-// request URL, into d and its canonical text.
-func (t *transport) describe(req *http.Request) (c authz.Call, d dest.Destination, canon string, err error) {
+// describe builds the call for req.
+func (t *transport) describe(req *http.Request) (c authz.Call, err error) {
 	if req.URL == nil {
-		return c, d, "", errors.New("request has no URL")
+		return c, errors.New("request has no URL")
 	}
 	if t.cfg.describe != nil {
 		if c, err = t.runDescribe(req); err != nil {
-			return authz.Call{}, d, "", err
+			return authz.Call{}, err
 		}
 	} else {
 		c.Sensitivity = t.cfg.sensitivity
@@ -215,23 +236,17 @@ func (t *transport) describe(req *http.Request) (c authz.Call, d dest.Destinatio
 		c.Args = RequestArgs(req)
 	}
 	raw := req.URL.String()
-	d, canon, err = dest.ParseText(raw, "")
-	if err != nil {
-		return authz.Call{}, d, "", fmt.Errorf("request URL: %w", err)
-	}
-	if d.Kind != dest.KindURL || (d.Scheme != "http" && d.Scheme != "https") {
-		return authz.Call{}, d, "", fmt.Errorf("request URL scheme %q is not http or https", d.Scheme)
-	}
 	switch {
 	case c.Destination == "":
 		c.Destination = raw
 	case c.Destination != raw:
-		_, other, err := dest.ParseText(c.Destination, "")
-		if err != nil || other != canon {
-			return authz.Call{}, d, "", errors.New("the described destination is not the request URL")
+		_, canon, err := dest.ParseText(raw, "")
+		_, other, err2 := dest.ParseText(c.Destination, "")
+		if err != nil || err2 != nil || other != canon {
+			return authz.Call{}, errors.New("the described destination is not the request URL")
 		}
 	}
-	return c, d, canon, nil
+	return c, nil
 }
 
 // runDescribe calls the WithDescribe function, recovering a panic.

@@ -210,6 +210,8 @@ func TestEveryRedirectHopIsAuthorized(t *testing.T) {
 		{"localhost", target.at("localhost"), authz.RuleNoMatch},
 		{"host the policy denies", target.at("blocked.example"), "blocked"},
 		{"public name resolving to loopback", target.at("rebind.example"), httpguard.RuleDial},
+		{"credentials in the URL", "http://user:pw@api2.example.com:" + target.port() + "/", authz.RuleDestination},
+		{"path servers route differently", target.at("api2.example.com") + "a/..;/b", authz.RuleDestination},
 		{"allowed host", target.at("api2.example.com"), ""},
 	}
 	for _, tt := range tests {
@@ -653,4 +655,32 @@ func TestBaseTransport(t *testing.T) {
 	t.Cleanup(func() {
 		assert.Equal(t, baseDial, reflect.ValueOf(base.DialContext).Pointer(), "base is not modified")
 	})
+}
+
+func TestHTTP2(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte(r.Proto))
+	}))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	u, err := url.Parse(srv.URL)
+	require.NoError(t, err)
+	g := newGuard(t, namesPolicy)
+	ctx, task := begin(t, g)
+	res := resolver(map[string]string{"example.com": "127.0.0.1", "www.example.com": "127.0.0.1"})
+	c := client(t, g, httpguard.WithBase(srv.Client().Transport.(*http.Transport)), httpguard.WithResolver(res),
+		httpguard.WithAllowPrivate("example.com"))
+	for range 3 {
+		resp, body, err := get(ctx, c, "https://example.com:"+u.Port()+"/")
+		require.NoError(t, err)
+		assert.Equal(t, 2, resp.ProtoMajor)
+		assert.Equal(t, "HTTP/2.0", body)
+	}
+	assert.Equal(t, 1, res.lookups("example.com"), "one connection, reused")
+	assert.Equal(t, 3, task.Calls()[httpguard.DefaultTool])
+	// Another name for the same server gets its own connection and check.
+	_, _, err = get(ctx, c, "https://www.example.com:"+u.Port()+"/")
+	requireDenied(t, err, httpguard.RuleDial)
 }
