@@ -2,6 +2,7 @@ package fsguard
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/taskguard/taskguard/authz"
+	"github.com/taskguard/taskguard/secrets"
 )
 
 const workspacePolicy = `
@@ -712,4 +714,32 @@ func TestConcurrentUse(t *testing.T) {
 			assert.ErrorIs(t, err, ErrClosed)
 		}
 	}
+}
+
+// WriteFile passes the data as the call's arguments, so the secrets
+// broker refuses a leased value written to a file: a file is not in any
+// host audience.
+func TestLeasedValueNeverWrittenToAFile(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, workspacePolicy+`
+  - name: lease
+    tools: [secrets.lease]
+    effect: allow
+    when: "true"
+`, authz.TaskSpec{Clearance: authz.Confidential})
+	const value = "ghp_0123456789abcdefghij0123456789abcd"
+	b, err := secrets.NewBroker(e.g, secrets.Static(map[string]string{"github-token": value}))
+	require.NoError(t, err)
+	lease, err := b.Lease(e.ctx, "github-token", secrets.Audience("api.github.com"))
+	require.NoError(t, err)
+	r := e.root(t)
+	require.NoError(t, r.WriteFile(e.ctx, "plain.txt", []byte("no secret here"), 0o600))
+	for _, data := range []string{value, "token=" + base64.StdEncoding.EncodeToString([]byte(value))} {
+		err = r.WriteFile(e.ctx, "leak.txt", []byte(data), 0o600)
+		require.ErrorIs(t, err, authz.ErrDenied)
+		assert.True(t, strings.HasPrefix(deniedRule(t, err), authz.RuleInspect), deniedRule(t, err))
+		assert.NotContains(t, err.Error(), value)
+		assert.NoFileExists(t, filepath.Join(e.ws, "leak.txt"))
+	}
+	lease.Revoke()
 }
