@@ -30,8 +30,10 @@ type Tool struct {
 	Parameters map[string]any
 	Required   []string
 	// Guard names the tool for the guard ("http.fetch"), gives its intent,
-	// and maps the decoded arguments ([authz.DecodeArgs]) to the call's
-	// destination and sensitivity.
+	// maps the decoded arguments ([authz.DecodeArgs]) to the call's
+	// destination and sensitivity, and says how a successful call's result
+	// taints the task (Guard.Output; the zero value records the results of
+	// read and search calls as untrusted content).
 	Guard authz.Tool[map[string]any]
 	// Run runs the tool on the same decoded arguments Guard.Describe saw.
 	Run func(ctx context.Context, args map[string]any) (string, error)
@@ -98,7 +100,9 @@ func (r Result) Text() string {
 }
 
 // Dispatch authorizes and runs one call of tool name with JSON arguments
-// raw under the task in ctx.
+// raw under the task in ctx. When the tool returns without error, its
+// result is recorded on the task ([authz.WrapJSON] with the tool's
+// Guard.Output); a denied, failed or unknown call records nothing.
 func (r *Registry) Dispatch(ctx context.Context, id, name string, raw json.RawMessage) Result {
 	res := Result{ID: id, Tool: name, Args: raw}
 	call, ok := r.calls[name]

@@ -237,6 +237,41 @@ func TestDispatch(t *testing.T) {
 	}
 }
 
+// TestDispatchTaints checks that the result of a call the guard allowed and
+// the tool completed taints the task, once, and that denied, failed and
+// unknown calls leave it clean.
+func TestDispatchTaints(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, tool, args string
+		want             authz.Taint
+	}{
+		{"successful read", "read_file", `{"path":"notes/plan.md"}`,
+			authz.Taint{Sensitivity: authz.Internal, Untrusted: true, Sources: []string{"fs.read /workspace/notes/plan.md"}}},
+		{"successful fetch", "fetch_url", `{"url":"https://api.github.com/repos/taskguard/taskguard"}`,
+			authz.Taint{Sensitivity: authz.Public, Untrusted: true, Sources: []string{"http.fetch https://api.github.com/repos/taskguard/taskguard"}}},
+		{"denied read", "read_file", `{"path":"../etc/shadow"}`, authz.Taint{}},
+		{"denied fetch", "fetch_url", `{"url":"http://169.254.169.254/latest/meta-data/"}`, authz.Taint{}},
+		{"failed read", "read_file", `{"path":"missing.md"}`, authz.Taint{}},
+		{"unknown tool", "run_shell", `{"cmd":"id"}`, authz.Taint{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			reg, _, ctx := setup(t)
+			task, ok := authz.TaskFrom(ctx)
+			require.True(t, ok)
+
+			reg.Dispatch(ctx, "id-1", tc.tool, json.RawMessage(tc.args))
+
+			got := task.Taint()
+			if len(got.Sources) == 0 {
+				got.Sources = nil
+			}
+			assert.Equal(t, tc.want, got)
+		})
+	}
+}
+
 func TestDispatchWithoutToolOrTask(t *testing.T) {
 	t.Parallel()
 	reg, tb, ctx := setup(t)
