@@ -111,6 +111,7 @@ type Guard struct {
 	defaultTTL time.Duration
 	dryRun     bool
 	observed   []string // intents whose results taint, beyond read and search
+	identity   IdentityVerifier
 
 	approvalTimeout time.Duration
 

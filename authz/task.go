@@ -31,8 +31,16 @@ type Agent struct {
 // TaskSpec describes a task to [Guard.Begin]. Slices and maps are copied, so
 // the caller may reuse the spec.
 type TaskSpec struct {
-	// Agent is the agent running the task. Agent.ID must not be empty.
+	// Agent is the agent running the task. Agent.ID must not be empty,
+	// unless Credential is set: then the guard's [IdentityVerifier] fills
+	// Agent from the credential, and an Agent.ID that disagrees with it is
+	// an error.
 	Agent Agent
+	// Credential is the agent's credential (a SPIFFE JWT-SVID, an OIDC
+	// access token) for the guard's [IdentityVerifier]; see
+	// [WithIdentityVerifier]. It is a bearer token: Begin verifies it and
+	// keeps nothing of it but the verified Agent.
+	Credential string
 	// Purpose is free text, logged with every decision.
 	Purpose string
 	// Intents lists the intents the task may use (read, search, write, ...).
@@ -151,6 +159,11 @@ func (g *Guard) Begin(ctx context.Context, spec TaskSpec) (context.Context, *Tas
 	if parent != nil && parent.guard != g {
 		return nil, nil, fmt.Errorf("authz: begin: the context's task belongs to another guard")
 	}
+	agent, err := g.verifyAgent(ctx, spec, parent == nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("authz: begin: %w", err)
+	}
+	spec.Agent, spec.Credential = agent, ""
 	t, err := g.newTask(parent, spec)
 	if err != nil {
 		return nil, nil, err
