@@ -40,7 +40,9 @@
 // authorized with [authz.Guard.Authorize], so rate limits, budgets and
 // approvals apply, and the secrets broker's inspector refuses a leased
 // token in a header or the query sent outside its audience. [WithDescribe]
-// describes requests differently. A denied request is never sent; the
+// describes requests differently. A request whose Host header names
+// another host than its URL is refused (domain fronting would reach a site
+// the policy never saw). A denied request is never sent; the
 // error wraps the *[authz.DeniedError], which never quotes arguments. Keep
 // secrets in headers rather than in URLs: the errors of [http.Client]
 // quote the request URL.

@@ -235,6 +235,11 @@ func (t *transport) describe(req *http.Request) (c authz.Call, err error) {
 	if c.Args == nil {
 		c.Args = RequestArgs(req)
 	}
+	if req.Host != "" && req.Host != req.URL.Host && !sameHost(req.URL.Scheme, req.Host, req.URL.Host) {
+		// The Host header would route the request to another site behind
+		// the authorized address (domain fronting).
+		return authz.Call{}, errors.New("the Host header names another host than the request URL")
+	}
 	raw := req.URL.String()
 	switch {
 	case c.Destination == "":
@@ -247,6 +252,14 @@ func (t *transport) describe(req *http.Request) (c authz.Call, err error) {
 		}
 	}
 	return c, nil
+}
+
+// sameHost reports whether two authorities are the same canonical host
+// and port under scheme.
+func sameHost(scheme, a, b string) bool {
+	da, errA := dest.Parse(scheme+"://"+a+"/", "")
+	db, errB := dest.Parse(scheme+"://"+b+"/", "")
+	return errA == nil && errB == nil && da.Host == db.Host && da.Port == db.Port
 }
 
 // runDescribe calls the WithDescribe function, recovering a panic.

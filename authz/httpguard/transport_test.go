@@ -684,3 +684,38 @@ func TestHTTP2(t *testing.T) {
 	_, _, err = get(ctx, c, "https://www.example.com:"+u.Port()+"/")
 	requireDenied(t, err, httpguard.RuleDial)
 }
+
+func TestHostHeaderMustMatchTheURL(t *testing.T) {
+	t.Parallel()
+	srv := newServer(t, nil)
+	tests := []struct {
+		name string
+		host string
+		rule string
+	}{
+		{"unset", "", ""},
+		{"same", "127.0.0.1:" + srv.port(), ""},
+		{"same, other spelling", "0x7f.1:" + srv.port(), ""},
+		{"another site", "evil.example", authz.RuleDescribe},
+		{"another port", "127.0.0.1:1", authz.RuleDescribe},
+		{"garbage", "a b", authz.RuleDescribe},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			g := newGuard(t, loopbackPolicy)
+			ctx, _ := begin(t, g)
+			c := client(t, g)
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
+			require.NoError(t, err)
+			req.Host = tt.host
+			resp, err := c.Do(req)
+			if tt.rule == "" {
+				require.NoError(t, err)
+				resp.Body.Close()
+				return
+			}
+			requireDenied(t, err, tt.rule)
+		})
+	}
+}
