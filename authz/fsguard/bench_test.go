@@ -43,6 +43,28 @@ func BenchmarkReadFile(b *testing.B) {
 			}
 		}
 	})
+	b.Run("os-parallel", func(b *testing.B) {
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if _, err := os.ReadFile(file); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	})
+	b.Run("fsguard-parallel", func(b *testing.B) {
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if _, err := r.ReadFile(ctx, "small.txt"); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	})
 	b.Run("fsguard", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {

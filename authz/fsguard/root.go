@@ -160,6 +160,9 @@ func (r *Root) ReadFile(ctx context.Context, name string) ([]byte, error) {
 // it for reading through the root. The task observes the file when the
 // open succeeds, once, whatever is then read from it. The caller owns the
 // *os.File and must close it; it stays usable after the Root is closed.
+// Opening a directory is authorized as a read of it, and the caller may
+// then list it ([os.File.ReadDir]) without a separate list call; use
+// [Root.ReadDir] to list under the list tool.
 func (r *Root) Open(ctx context.Context, name string) (*os.File, error) {
 	var f *os.File
 	err := r.do(ctx, OpRead, "open", name, nil, func(rel string) (err error) {
