@@ -24,7 +24,8 @@ import (
 //     destination the request URL, sensitivity from
 //     [ContextWithSensitivity] or [WithSensitivity] (Public by default),
 //     and args [RequestArgs] (method, URL and headers), or as
-//     [WithDescribe] says;
+//     [WithDescribe] says. A Host header naming another host than the URL
+//     is refused ([authz.RuleDescribe]);
 //  2. authorizes the call with [authz.Guard.Authorize] (rate limits,
 //     budgets and approvals apply). On a denial the request is not sent
 //     and RoundTrip returns the *[authz.DeniedError];
