@@ -265,7 +265,8 @@ func (r *Root) RemoveAll(ctx context.Context, name string) error {
 
 // Rename authorizes moving oldname to newname as two calls, both of which
 // must be allowed: a delete of oldname and a write of newname (the
-// [OpDelete] and [OpWrite] tools), then renames through the root.
+// [OpDelete] and [OpWrite] tools, each with the argument {"rename":
+// true}), then renames through the root.
 // Neither file's content reaches the task, so nothing is observed.
 func (r *Root) Rename(ctx context.Context, oldname, newname string) error {
 	var newRel string
