@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"time"
 
 	"github.com/taskguard/taskguard/authz"
 	"github.com/taskguard/taskguard/internal/dest"
@@ -87,8 +88,10 @@ func (t *transport) dial(ctx context.Context, network, addr string) (net.Conn, e
 		}
 	}
 	var errs []error
-	for _, ip := range ips {
-		c, err := t.cfg.netDial(ctx, network, netip.AddrPortFrom(ip, port).String())
+	for i, ip := range ips {
+		actx, cancel := attemptContext(ctx, len(ips)-i)
+		c, err := t.cfg.netDial(actx, network, netip.AddrPortFrom(ip, port).String())
+		cancel()
 		if err == nil {
 			return c, nil
 		}
@@ -98,6 +101,26 @@ func (t *transport) dial(ctx context.Context, network, addr string) (net.Conn, e
 		}
 	}
 	return nil, fmt.Errorf("httpguard: dial %s: %w", gr.host, errors.Join(errs...))
+}
+
+// attemptContext bounds one of left remaining dial attempts to its share
+// of the time left, at least two seconds, as net.Dialer does when it dials
+// several addresses: an address that never answers does not use up the
+// time of the others.
+func attemptContext(ctx context.Context, left int) (context.Context, context.CancelFunc) {
+	if left <= 1 {
+		return ctx, func() {}
+	}
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(dialTimeout)
+	}
+	remaining := time.Until(deadline)
+	share := remaining / time.Duration(left)
+	if share < 2*time.Second {
+		share = min(2*time.Second, remaining)
+	}
+	return context.WithTimeout(ctx, share)
 }
 
 // target checks that addr, the host:port http.Transport asks for, is the

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -291,3 +292,29 @@ func BenchmarkGuardOverhead(b *testing.B) {
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+func TestAttemptsShareTheDialTime(t *testing.T) {
+	t.Parallel()
+	within := func(t *testing.T, ctx context.Context, lo, hi time.Duration) {
+		t.Helper()
+		d, ok := ctx.Deadline()
+		require.True(t, ok)
+		left := time.Until(d)
+		assert.True(t, left > lo && left <= hi, "%v not in (%v, %v]", left, lo, hi)
+	}
+	ctx, cancel := attemptContext(context.Background(), 1)
+	_, ok := ctx.Deadline()
+	assert.False(t, ok, "the last attempt has the time that is left")
+	cancel()
+	ctx, cancel = attemptContext(context.Background(), 3)
+	within(t, ctx, 9*time.Second, dialTimeout/3)
+	cancel()
+	ctx, cancel = attemptContext(context.Background(), 100)
+	within(t, ctx, time.Second, 2*time.Second)
+	cancel()
+	parent, cancelParent := context.WithTimeout(context.Background(), time.Second)
+	defer cancelParent()
+	ctx, cancel = attemptContext(parent, 2)
+	within(t, ctx, 0, time.Second)
+	cancel()
+}

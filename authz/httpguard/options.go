@@ -36,6 +36,9 @@ type Resolver interface {
 // error that names it, so a misconfigured transport sends nothing.
 type Option func(*config) error
 
+// dialTimeout bounds dialing one host, over all its addresses.
+const dialTimeout = 30 * time.Second
+
 // config is the transport's configuration, immutable after Transport.
 type config struct {
 	resolver     Resolver
@@ -55,7 +58,7 @@ type config struct {
 }
 
 func newConfig(opts []Option) (*config, error) {
-	dialer := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
+	dialer := &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
 	c := &config{
 		resolver:     net.DefaultResolver,
 		tool:         DefaultTool,
