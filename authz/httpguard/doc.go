@@ -66,8 +66,9 @@
 // embed such an IPv4 address), the dial is refused with a
 // *[authz.DeniedError] whose rule is [RuleDial] and which wraps
 // [ErrPrivateAddress]; its reason names the host and the address. It then
-// dials only the addresses it checked, so a record that changes after the
-// check is never used. A destination that is private by its text and that
+// dials only the addresses it checked, in the resolver's order, each
+// attempt with its share of the dial time; a record that changes after
+// the check is never used. A destination that is private by its text and that
 // the policy allowed (a rule for http://127.0.0.1:8080/) is dialed
 // normally, as are names matching [WithAllowPrivate].
 //
