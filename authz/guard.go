@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -113,6 +114,13 @@ type Guard struct {
 	observed   []string // intents whose results taint, beyond read and search
 	identity   IdentityVerifier
 
+	// Task tokens (token.go).
+	name      string
+	signKeyID string
+	signKey   ed25519.PrivateKey
+	trusted   map[string]ed25519.PublicKey
+	tokenTTL  time.Duration
+
 	approvalTimeout time.Duration
 
 	state atomic.Pointer[compiled]
@@ -124,7 +132,8 @@ type Guard struct {
 // New returns a guard configured by opts. With no policy every call is
 // denied (RuleNoMatch).
 func New(opts ...Option) (*Guard, error) {
-	g := &Guard{clock: time.Now, realClock: true, defaultTTL: DefaultTTL, approvalTimeout: DefaultApprovalTimeout}
+	g := &Guard{clock: time.Now, realClock: true, defaultTTL: DefaultTTL, approvalTimeout: DefaultApprovalTimeout,
+		tokenTTL: DefaultTokenTTL}
 	for _, o := range opts {
 		if o == nil {
 			continue

@@ -399,6 +399,14 @@ func (t *Task) ParentID() string {
 	return t.parent.id
 }
 
+// root returns the top of t's chain.
+func (t *Task) root() *Task {
+	for t.parent != nil {
+		t = t.parent
+	}
+	return t
+}
+
 // DescendsFrom reports whether a is a strict ancestor of t: t's parent, its
 // parent's parent, and so on. A task does not descend from itself; a nil a
 // is an ancestor of nothing.
