@@ -24,6 +24,8 @@ const (
 	RuleInternal    = "@internal"    // an internal error (a recovered panic)
 	RuleBudget      = "@budget"      // the task's call budget for the tool is spent
 	RuleDryRun      = "@dry-run"     // allowed because the guard runs dry (see Decision.Shadow)
+	RuleEscape      = "@escape"      // at use time, a file operation left its root (fsguard)
+	RuleDial        = "@dial"        // at use time, a name resolved to a private address (httpguard)
 )
 
 // Decision is the guard's answer for one call. The zero Decision denies.

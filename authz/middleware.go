@@ -75,6 +75,24 @@ func (g *Guard) DescribeError(ctx context.Context, tool string, err error) error
 	return g.denyDescribe(ctx, tool, err)
 }
 
+// Deny records in the audit log a denial decided when a call was carried
+// out rather than when it was checked (a file operation that left its root
+// at open time, RuleEscape; a name that resolved to a private address at
+// dial time, RuleDial) and returns the *DeniedError to give the caller.
+// rule should be one of the built-in rule names; reason is for the agent
+// and the log and must not contain argument values or secrets.
+func (g *Guard) Deny(ctx context.Context, c Call, rule, reason string, err error) error {
+	d := Decision{Rule: rule, Reason: reason, Err: err, PolicyVersion: g.state.Load().policy.version}
+	t, _ := TaskFrom(ctx)
+	if t != nil {
+		d.Task = t.id
+	}
+	if g.logger != nil {
+		g.audit(ctx, t, &c, &d, 0)
+	}
+	return &DeniedError{Decision: d, Tool: c.Tool}
+}
+
 func (g *Guard) denyDescribe(ctx context.Context, tool string, err error) error {
 	d := Decision{Rule: RuleDescribe, Reason: "could not describe the call: " + err.Error(), Err: err,
 		PolicyVersion: g.state.Load().policy.version}

@@ -69,8 +69,10 @@
 // Errors are *[fs.PathError] naming the operation and the name as given.
 // Every refusal, by the policy or by the root, wraps an *[authz.DeniedError]
 // (errors.Is(err, authz.ErrDenied)) and is written to the guard's audit log;
-// the root's own refusals have the rule [authz.RuleDescribe] and wrap
-// [ErrEscape] or [ErrInvalidName]. Other errors are the file system's
+// the root's own refusals have the rule [authz.RuleEscape] and wrap
+// [ErrEscape] for a name that leaves the root (lexically, or through a
+// symbolic link at open time), or [authz.RuleDescribe] and wrap
+// [ErrInvalidName]. Other errors are the file system's
 // (errors.Is(err, fs.ErrNotExist), ...). No error holds file contents.
 // After [Root.Close] every operation fails with [ErrClosed].
 //

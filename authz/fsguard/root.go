@@ -400,10 +400,16 @@ func under(base, p string) (string, bool) {
 	return "", false
 }
 
-// deny records a refusal of the guard's own (a name out of the root, a
-// path that cannot be classified) as a denied call and returns it.
+// deny records a refusal of the root's own as a denied call and returns
+// it: a name that leaves the root is [authz.RuleEscape], anything else (a
+// path that cannot be classified) [authz.RuleDescribe].
 func (r *Root) deny(ctx context.Context, op Op, verb, name string, cause error) error {
-	return &fs.PathError{Op: verb, Path: name, Err: r.g.DescribeError(ctx, r.cfg.tools[op].tool, cause)}
+	tool := r.cfg.tools[op]
+	if errors.Is(cause, ErrEscape) {
+		c := authz.Call{Tool: tool.tool, Intent: tool.intent}
+		return &fs.PathError{Op: verb, Path: name, Err: r.g.Deny(ctx, c, authz.RuleEscape, cause.Error(), cause)}
+	}
+	return &fs.PathError{Op: verb, Path: name, Err: r.g.DescribeError(ctx, tool.tool, cause)}
 }
 
 // sensitivity classifies the file at path, recovering a panicking

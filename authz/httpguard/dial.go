@@ -13,10 +13,10 @@ import (
 	"github.com/taskguard/taskguard/internal/dest"
 )
 
-// RuleDial is the [authz.Decision] Rule of a dial the transport refused:
+// RuleDial is [authz.RuleDial], the [authz.Decision] Rule of a dial the transport refused:
 // the address a name resolved to, or the address asked for, is not what
 // the request was authorized for.
-const RuleDial = "@dial"
+const RuleDial = authz.RuleDial
 
 // ErrPrivateAddress is wrapped by the *[authz.DeniedError] of a dial
 // refused because a destination that was not private resolved to a
@@ -56,6 +56,17 @@ func (gr *grant) deny(reason string, err error) error {
 // covers it. Names are resolved once, here; the addresses checked are the
 // addresses dialed.
 func (t *transport) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	conn, err := t.dialChecked(ctx, network, addr)
+	var de *authz.DeniedError
+	if err != nil && errors.As(err, &de) && de.Decision.Rule == RuleDial && t.g != nil {
+		// A refusal at dial time goes to the audit log like any decision.
+		d := de.Decision
+		return nil, t.g.Deny(ctx, authz.Call{Tool: de.Tool, Intent: "dial", Destination: d.Destination}, RuleDial, d.Reason, d.Err)
+	}
+	return conn, err
+}
+
+func (t *transport) dialChecked(ctx context.Context, network, addr string) (net.Conn, error) {
 	gr, _ := ctx.Value(grantKey{}).(*grant)
 	if gr == nil {
 		return nil, &authz.DeniedError{Tool: t.cfg.tool, Decision: authz.Decision{
@@ -190,10 +201,5 @@ func PrivateAddr(ip netip.Addr) bool {
 		u.IsLinkLocalUnicast() || u.IsLinkLocalMulticast() || u.IsInterfaceLocalMulticast() {
 		return true
 	}
-	lit := u.String()
-	if u.Is6() {
-		lit = "[" + lit + "]"
-	}
-	d, err := dest.Parse("http://"+lit+"/", "")
-	return err != nil || d.Private
+	return dest.PrivateIP(u)
 }

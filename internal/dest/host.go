@@ -403,6 +403,11 @@ func ipLike(name string) bool {
 // blocks, plus IPv6 forms that embed an IPv4 address (IPv4-compatible,
 // IPv4-mapped, IPv4-translated, NAT64, 6to4 and Teredo) whose embedded address
 // is private.
+// PrivateIP reports whether a is not on the public Internet, by the same
+// classification as [Destination.Private] for an IP literal. It is safe for
+// concurrent use and does not allocate.
+func PrivateIP(a netip.Addr) bool { return privateIP(a) }
+
 func privateIP(a netip.Addr) bool {
 	if a.Is4() {
 		return privateIPv4(a.As4())
