@@ -80,9 +80,10 @@ func (g *Guard) DescribeError(ctx context.Context, tool string, err error) error
 // at open time, RuleEscape; a name that resolved to a private address at
 // dial time, RuleDial) and returns the *DeniedError to give the caller.
 // rule should be one of the built-in rule names; reason is for the agent
-// and the log and must not contain argument values or secrets.
+// and the log and must not contain argument values or secrets; c's
+// Destination should be canonical (it is reported as is).
 func (g *Guard) Deny(ctx context.Context, c Call, rule, reason string, err error) error {
-	d := Decision{Rule: rule, Reason: reason, Err: err, PolicyVersion: g.state.Load().policy.version}
+	d := Decision{Rule: rule, Reason: reason, Err: err, Destination: c.Destination, PolicyVersion: g.state.Load().policy.version}
 	t, _ := TaskFrom(ctx)
 	if t != nil {
 		d.Task = t.id

@@ -1,23 +1,43 @@
-// Command quickstart runs a scripted agent (no model, no network) under one
-// taskguard task and prints every decision the guard makes: an allowed
-// fetch, SSRF attempts against the cloud metadata address, a path traversal,
-// a file write that a (scripted) person approves, and a task-bound secret
-// lease: used for one call, refused elsewhere, dead when the task ends; and
-// per-task memory whose taint blocks an export after confidential data.
+// Command quickstart runs a scripted agent (no model, no network beyond
+// loopback) under one taskguard task and prints every decision the guard
+// makes: real fetches through the guarded HTTP client (httpguard) against a
+// local server standing in for api.github.com, SSRF attempts against the
+// cloud metadata address, a DNS-rebinding name refused at dial time and a
+// redirect to metadata refused at its hop; real file access through the
+// guarded root (fsguard) in a temporary workspace, where a path traversal
+// and a symlink escape are refused; a file write that a (scripted) person
+// approves; a task-bound secret lease: used for one call, refused
+// elsewhere, dead when the task ends; and per-task memory whose taint
+// blocks an export after confidential data.
 package main
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	_ "embed"
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/taskguard/taskguard/authz"
+	"github.com/taskguard/taskguard/authz/fsguard"
+	"github.com/taskguard/taskguard/authz/httpguard"
 	"github.com/taskguard/taskguard/contextguard"
 	"github.com/taskguard/taskguard/secrets"
 )
@@ -33,7 +53,6 @@ func main() {
 }
 
 // Tool arguments, as a model would produce them.
-type fetchArgs struct{ URL string }
 type fileArgs struct {
 	Path    string
 	Content string
@@ -54,42 +73,78 @@ func run(out io.Writer) error {
 	// stand-in answers at the console; a model must never be the approver.
 	// The approval is bound to the exact call (d.Digest): "for this task"
 	// covers the identical call again, never a changed one.
+	// A temporary workspace with a plan, and a symlink an attacker planted
+	// that leads out of it.
+	workspace, err := os.MkdirTemp("", "taskguard-quickstart-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(workspace)
+	if workspace, err = filepath.EvalSymlinks(workspace); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Join(workspace, "notes"), 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(workspace, "notes", "plan.md"), []byte("1. read the README\n"), 0o644); err != nil {
+		return err
+	}
+	if err := os.Symlink("/etc", filepath.Join(workspace, "shared")); err != nil {
+		return err
+	}
+	printer := &decisionPrinter{out: out, workspace: workspace}
 	approver := authz.GranterFunc(func(ctx context.Context, c authz.Call, d authz.Decision) (authz.Grant, error) {
-		fmt.Fprintf(out, "   ? alice, approve %s %s %v (%s)? [y/N/t=for this task] t\n", c.Tool, d.Destination, c.Args, d.Reason)
+		fmt.Fprintf(out, "   ? alice, approve %s %s (%v bytes; %s)? [y/N/t=for this task] t\n", c.Tool, printer.show(d.Destination), c.Args["size"], d.Reason)
 		return authz.Grant{Approved: true, ForTask: true, By: "alice"}, nil
 	})
-	g, err := authz.New(authz.WithPolicy(policy), authz.WithApprover(approver),
-		authz.WithLogger(slog.New(&decisionPrinter{out: out})))
+
+	g, err := authz.New(authz.WithPolicy(policy), authz.WithApprover(approver), authz.WithLogger(slog.New(printer)))
 	if err != nil {
 		return err
 	}
 
-	// Tools describe their calls once: intent, destination, sensitivity.
-	fetch := authz.Wrap(g, authz.Tool[fetchArgs]{
-		Name: "http.fetch", Intent: "read",
-		Describe: func(a fetchArgs) (authz.Call, error) {
-			return authz.Call{Destination: a.URL, Sensitivity: authz.Public}, nil
-		},
-	}, func(ctx context.Context, a fetchArgs) (string, error) {
-		return "200 OK", nil // a real tool would fetch a.URL here
-	})
-	readFile := authz.Wrap(g, authz.Tool[fileArgs]{
-		Name: "fs.read", Intent: "read",
-		Describe: func(a fileArgs) (authz.Call, error) {
-			return authz.Call{Destination: a.Path, Sensitivity: authz.Internal}, nil
-		},
-	}, func(ctx context.Context, a fileArgs) (string, error) {
-		return "file contents", nil
-	})
-	writeFile := authz.Wrap(g, authz.Tool[fileArgs]{
-		Name: "fs.write", Intent: "write",
-		Describe: func(a fileArgs) (authz.Call, error) {
-			return authz.Call{Destination: a.Path, Sensitivity: authz.Internal,
-				Args: map[string]any{"bytes": len(a.Content)}}, nil
-		},
-	}, func(ctx context.Context, a fileArgs) (string, error) {
-		return fmt.Sprintf("wrote %d bytes", len(a.Content)), nil
-	})
+	// A local HTTPS server stands in for api.github.com (no network is
+	// needed); it also redirects one path to the cloud metadata address.
+	site := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/moved" {
+			http.Redirect(w, r, "http://169.254.169.254/latest/meta-data/", http.StatusFound)
+			return
+		}
+		fmt.Fprintf(w, "page %s", r.URL.Path)
+	}))
+	cert, roots, err := standInCertificate("api.github.com", "127.0.0.1.nip.io")
+	if err != nil {
+		return err
+	}
+	site.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	site.Config.ErrorLog = log.New(io.Discard, "", 0)
+	site.StartTLS()
+	defer site.Close()
+	_, port, _ := net.SplitHostPort(site.Listener.Addr().String())
+	printer.port = port
+	github := "https://api.github.com:" + port
+	base := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}
+	// The guarded client authorizes every request and redirect hop as an
+	// http.fetch call of the task in the request's context, checks the
+	// address it actually dials and taints the task with every response.
+	// Its resolver maps the stand-in's name to loopback (allowed for that
+	// name only) and a rebinding name to loopback too.
+	client := httpguard.Client(g, httpguard.WithBase(base), httpguard.WithAllowPrivate("api.github.com"),
+		httpguard.WithResolver(fakeDNS{"api.github.com": "127.0.0.1", "127.0.0.1.nip.io": "127.0.0.1"}))
+	defer client.CloseIdleConnections()
+	fetch := func(ctx context.Context, url string) (string, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return "", err
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		return resp.Status + ": " + string(body), err
+	}
 
 	post := authz.Wrap(g, authz.Tool[postArgs]{
 		Name: "http.post", Intent: "write",
@@ -137,12 +192,32 @@ func run(out io.Writer) error {
 		Tools:     []string{"http.*", "fs.*", "db.*", "mail.*", "secrets.lease"},
 		Clearance: authz.Confidential,
 		TTL:       5 * time.Minute,
-		Labels:    map[string]string{"workdir": "/workspace"},
+		Labels:    map[string]string{"workdir": workspace},
 	})
 	if err != nil {
 		return err
 	}
 	defer task.End()
+
+	// File tools go through a root confined to the workspace: every
+	// operation is authorized, then performed through os.Root, so a symlink
+	// or ".." that leaves the workspace fails even if it appears after the
+	// check. Reads taint the task.
+	root, err := fsguard.OpenRoot(workspace, g, fsguard.WithSensitivity(authz.Internal))
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	readFile := func(ctx context.Context, a fileArgs) (string, error) {
+		b, err := root.ReadFile(ctx, a.Path)
+		return fmt.Sprintf("%q", b), err
+	}
+	writeFile := func(ctx context.Context, a fileArgs) (string, error) {
+		if err := root.WriteFile(ctx, a.Path, []byte(a.Content), 0o644); err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("wrote %d bytes", len(a.Content)), nil
+	}
 	fmt.Fprintf(out, "task for %s\n  intents read, search, write, export, secret.read; tools http.*, fs.*, db.*, mail.*, secrets.lease\n\n", task.Agent().ID)
 	mem := store.For(task)
 	remember := func(source, content string, s authz.Sensitivity, trusted bool) (string, error) {
@@ -172,18 +247,24 @@ func run(out io.Writer) error {
 		say  string
 		call func() (string, error)
 	}{
-		{"fetch the project page (web content is untrusted)", func() (string, error) {
-			page, err := fetch(ctx, fetchArgs{URL: "https://API.GitHub.com./repos/taskguard/taskguard"})
+		{"fetch the project page (web content is untrusted: the response taints the task)", func() (string, error) {
+			page, err := fetch(ctx, "https://API.GitHub.com.:"+port+"/repos/taskguard/taskguard")
 			if err != nil {
 				return "", err
 			}
-			return remember("https://api.github.com", page+": taskguard README", authz.Public, false)
+			return remember("https://api.github.com", page, authz.Public, false)
 		}},
 		{"SSRF: fetch cloud metadata", func() (string, error) {
-			return fetch(ctx, fetchArgs{URL: "http://169.254.169.254/latest/meta-data/"})
+			return fetch(ctx, "http://169.254.169.254/latest/meta-data/")
 		}},
 		{"SSRF: the same address spelled in hex", func() (string, error) {
-			return fetch(ctx, fetchArgs{URL: "http://0xa9fea9fe/latest/meta-data/"})
+			return fetch(ctx, "http://0xa9fea9fe/latest/meta-data/")
+		}},
+		{"DNS rebinding: a public-looking name that resolves to loopback", func() (string, error) {
+			return fetch(ctx, "https://127.0.0.1.nip.io:"+port+"/admin")
+		}},
+		{"an allowed page redirects to cloud metadata: the hop is checked", func() (string, error) {
+			return fetch(ctx, github+"/moved")
 		}},
 		{"read a workspace file", func() (string, error) {
 			return readFile(ctx, fileArgs{Path: "notes/plan.md"})
@@ -191,23 +272,26 @@ func run(out io.Writer) error {
 		{"path traversal out of the workspace", func() (string, error) {
 			return readFile(ctx, fileArgs{Path: "notes/../../etc/passwd"})
 		}},
+		{"a symlink in the workspace that leads to /etc", func() (string, error) {
+			return readFile(ctx, fileArgs{Path: "shared/passwd"})
+		}},
 		{"write a report (needs a person)", func() (string, error) {
-			return writeFile(ctx, fileArgs{Path: "/workspace/report.md", Content: "# Summary\n"})
+			return writeFile(ctx, fileArgs{Path: "report.md", Content: "# Summary\n"})
 		}},
 		{"write the identical report again: alice's approval covers it", func() (string, error) {
-			return writeFile(ctx, fileArgs{Path: "/workspace/report.md", Content: "# Summary\n"})
+			return writeFile(ctx, fileArgs{Path: "report.md", Content: "# Summary\n"})
 		}},
 		{"write a changed report: a new call, so alice is asked again", func() (string, error) {
-			return writeFile(ctx, fileArgs{Path: "/workspace/report.md", Content: "# Summary\nrm -rf /\n"})
+			return writeFile(ctx, fileArgs{Path: "report.md", Content: "# Summary\nrm -rf /\n"})
 		}},
-		{"fetch three more pages in a burst: the rate limit (3/m) kicks in", func() (string, error) {
+		{"fetch pages in a burst: the rate limit (5/m) kicks in", func() (string, error) {
 			var got []string
 			for _, page := range []string{"issues", "pulls", "releases"} {
-				res, err := fetch(ctx, fetchArgs{URL: "https://api.github.com/repos/taskguard/taskguard/" + page})
+				res, err := fetch(ctx, github+"/repos/taskguard/taskguard/"+page)
 				if err != nil {
 					return strings.Join(got, ", "), err
 				}
-				got = append(got, page+" "+res)
+				got = append(got, res)
 			}
 			return strings.Join(got, ", "), nil
 		}},
@@ -294,11 +378,27 @@ func run(out io.Writer) error {
 
 // decisionPrinter is a slog.Handler that prints the guard's audit records
 // as one line each. A real host would use slog.NewJSONHandler.
-type decisionPrinter struct{ out io.Writer }
+type decisionPrinter struct {
+	out       io.Writer
+	workspace string // shown as $WORKSPACE
+	port      string // the stand-in server's port, shown as $PORT
+}
 
 func (p *decisionPrinter) Enabled(context.Context, slog.Level) bool { return true }
 func (p *decisionPrinter) WithAttrs([]slog.Attr) slog.Handler       { return p }
 func (p *decisionPrinter) WithGroup(string) slog.Handler            { return p }
+
+// show writes the temporary workspace as $WORKSPACE and the stand-in
+// server's port as $PORT, so the output reads the same on every run.
+func (p *decisionPrinter) show(dst string) string {
+	if p.workspace != "" {
+		dst = strings.Replace(dst, p.workspace, "$WORKSPACE", 1)
+	}
+	if p.port != "" {
+		dst = strings.Replace(dst, ":"+p.port+"/", ":$PORT/", 1)
+	}
+	return dst
+}
 
 func (p *decisionPrinter) Handle(_ context.Context, r slog.Record) error {
 	a := map[string]string{}
@@ -313,10 +413,48 @@ func (p *decisionPrinter) Handle(_ context.Context, r slog.Record) error {
 			a["reason"] += " (by " + by + ")"
 		}
 	}
-	dst := a["destination"]
+	dst := p.show(a["destination"])
 	if dst == "" {
 		dst = "(rejected destination)"
 	}
 	_, err := fmt.Fprintf(p.out, "   %-8s %s %s\n            rule %s: %s\n", verb, a["tool"], dst, a["rule"], a["reason"])
 	return err
+}
+
+// standInCertificate makes a self-signed certificate for names, trusted
+// only by the pool it returns, so the local stand-in server speaks HTTPS
+// under the real site's name without any network.
+func standInCertificate(names ...string) (tls.Certificate, *x509.CertPool, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: names[0]}, DNSNames: names,
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, BasicConstraintsValid: true, IsCA: true,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(leaf)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, roots, nil
+}
+
+// fakeDNS answers name lookups from a table, as a resolver under an
+// attacker's control could: the guarded client checks the answer at dial.
+type fakeDNS map[string]string
+
+func (f fakeDNS) LookupNetIP(_ context.Context, _, host string) ([]netip.Addr, error) {
+	if a, ok := f[host]; ok {
+		return []netip.Addr{netip.MustParseAddr(a)}, nil
+	}
+	return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
 }

@@ -17,15 +17,20 @@ func TestQuickstart(t *testing.T) {
 	require.NoError(t, run(&out))
 	got := out.String()
 	for _, want := range []string{
-		"ALLOW    http.fetch https://api.github.com/repos/taskguard/taskguard\n            rule fetch-public-web",
+		"ALLOW    http.fetch https://api.github.com:$PORT/repos/taskguard/taskguard\n            rule fetch-public-web",
+		`the last reads "200 OK: page /repos/taskguard/taskguard"`,
 		"DENY     http.fetch http://169.254.169.254/latest/meta-data\n            rule no-private-network",
-		"ALLOW    fs.read /workspace/notes/plan.md",
+		"DENY     http.fetch https://127.0.0.1.nip.io:$PORT/admin\n            rule @dial: 127.0.0.1.nip.io resolved to the private address 127.0.0.1",
+		"ALLOW    http.fetch https://api.github.com:$PORT/moved",
+		"ALLOW    fs.read $WORKSPACE/notes/plan.md",
+		`tool ran: "1. read the README\n"`,
+		"rule @escape: fsguard: path escapes the root",
 		"DENY     fs.read /etc/passwd\n            rule files-stay-in-workspace",
-		"ASK      fs.write /workspace/report.md\n            rule writes-need-review",
-		"APPROVED fs.write /workspace/report.md",
+		"ASK      fs.write $WORKSPACE/report.md\n            rule writes-need-review",
+		"APPROVED fs.write $WORKSPACE/report.md",
 		"rule writes-need-review: approved for the task by alice",
-		"? alice, approve fs.write /workspace/report.md map[bytes:19]",
-		"DENY     http.fetch https://api.github.com/repos/taskguard/taskguard/releases\n            rule fetch-public-web: rate limit 3/1m0s of rule fetch-public-web exceeded; retry in ",
+		"? alice, approve fs.write $WORKSPACE/report.md (10 bytes;",
+		"DENY     http.fetch https://api.github.com:$PORT/repos/taskguard/taskguard/releases\n            rule fetch-public-web: rate limit 5/1m0s of rule fetch-public-web exceeded; retry in ",
 		"tool ran: wrote 10 bytes",
 		"ALLOW    secrets.lease secret://github-token\n            rule researchers-lease-github-token",
 		"value: [REDACTED]}",
@@ -40,9 +45,11 @@ func TestQuickstart(t *testing.T) {
 	} {
 		assert.Contains(t, got, want)
 	}
-	assert.Equal(t, 2, bytes.Count(out.Bytes(), []byte("rule no-private-network")), "both SSRF spellings are denied")
-	assert.Equal(t, 7, bytes.Count(out.Bytes(), []byte("tool not called")))
+	assert.Equal(t, 3, bytes.Count(out.Bytes(), []byte("rule no-private-network")), "both SSRF spellings and the redirect hop are denied")
+	assert.Equal(t, 1, bytes.Count(out.Bytes(), []byte("rule @dial")), "the rebinding name is refused at dial time")
+	assert.Equal(t, 10, bytes.Count(out.Bytes(), []byte("tool not called")))
 	assert.Equal(t, 2, bytes.Count(out.Bytes(), []byte("? alice, approve")), "the identical call is not asked again; the changed one is")
+	assert.NotContains(t, got, "root:x:0:0", "nothing outside the workspace was read")
 	assert.NotContains(t, got, "ghp_quickstartExampleToken", "the token never reaches the output")
 }
 
