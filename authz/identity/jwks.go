@@ -89,6 +89,11 @@ func NewJWKS(jwksJSON []byte, issuer, audience string, opts ...Option) (*JWKS, e
 	if len(c.algs) == 0 {
 		return nil, errors.New("identity: NewJWKS: WithAlgorithms is required")
 	}
+	if slices.Contains(c.claims, AttrTrustDomain) {
+		// Reserved for SPIFFE, so that a rule on agent.attrs.trust_domain
+		// cannot be met by an IdP-asserted claim of that name.
+		return nil, fmt.Errorf("identity: NewJWKS: WithClaims: %q is reserved for SPIFFE trust domains", AttrTrustDomain)
+	}
 	keys, err := parseJWKS(jwksJSON, c.algs)
 	if err != nil {
 		return nil, fmt.Errorf("identity: NewJWKS: %w", err)

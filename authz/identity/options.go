@@ -27,8 +27,9 @@ type config struct {
 // [authz.Agent] Attrs under their own names, for policies to read as
 // agent.attrs.NAME. A claim that a token lacks, or whose value is not a
 // string, is left out of Attrs (a policy reading it then fails, which
-// denies). Repeated WithClaims add to the list. The attribute names the
-// verifier sets itself ("trust_domain" for SPIFFE) cannot be claimed.
+// denies). Repeated WithClaims add to the list. "trust_domain" cannot be
+// named: only a [SPIFFE] verifier sets it, from the SPIFFE ID, so a rule
+// on agent.attrs.trust_domain is never met by a claim of that name.
 // Applies to both verifiers.
 func WithClaims(names ...string) Option {
 	return func(c *config) error {
