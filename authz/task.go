@@ -102,6 +102,9 @@ type Task struct {
 	depth      int
 	start      time.Time
 	deadline   time.Time
+	// origin is the name of the guard that handed the task over, for a
+	// task resumed from a token; reports go there.
+	origin string
 
 	ended atomic.Bool
 	// inspectors are written under mu and read without it.

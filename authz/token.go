@@ -230,6 +230,7 @@ func (g *Guard) Resume(ctx context.Context, token string) (context.Context, *Tas
 		parent = t
 	}
 	t := parent
+	t.origin = claims.Issuer
 	// Ending the resumed task here refuses its tokens in this process too.
 	endedTasks.watch(t, claims.ExpiresAt.Time)
 	if g.realClock {
@@ -270,6 +271,102 @@ func (g *Guard) resumeTask(s taskScope, parent *Task) (*Task, error) {
 		parent.mu.Unlock()
 	}
 	return t, nil
+}
+
+// reportClaims are a task report's claims: what a resumed task observed,
+// for the guard that handed it over.
+type reportClaims struct {
+	jwt.RegisteredClaims
+	Taint Taint `json:"taint"`
+}
+
+// Report returns a signed report of what the task has observed so far (its
+// taint: highest sensitivity, untrusted content, sources) for the guard
+// that handed the task over: a task resumed from a token reports to the
+// token's issuer. The tool service returns it with its result (an HTTP
+// header, an MCP _meta field) and the caller applies it with
+// [Guard.ApplyReport], so what a remote tool read taints the caller's task.
+// It fails for a task that was not resumed, and on a guard without a name
+// or signing key. Like a token, a report is short-lived.
+func (t *Task) Report() (string, error) {
+	g := t.guard
+	switch {
+	case g == nil || g.signKey == nil || g.name == "":
+		return "", fmt.Errorf("%w: the guard has no name or no signing key (WithName, WithSigningKey)", ErrToken)
+	case t.origin == "":
+		return "", fmt.Errorf("%w: task %s was not resumed from a token: there is nobody to report to", ErrToken, t.id)
+	}
+	now := g.now()
+	claims := reportClaims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer:    g.name,
+			Subject:   t.id,
+			Audience:  jwt.ClaimStrings{t.origin},
+			ExpiresAt: jwt.NewNumericDate(now.Add(g.tokenTTL)),
+			IssuedAt:  jwt.NewNumericDate(now),
+			ID:        rand.Text(),
+		},
+		Taint: t.Taint(),
+	}
+	tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, claims)
+	tok.Header["kid"] = g.signKeyID
+	rep, err := tok.SignedString(g.signKey)
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", ErrToken, err)
+	}
+	return rep, nil
+}
+
+// ApplyReport verifies a report made by [Task.Report] on a guard whose key
+// this guard trusts, addressed to this guard, about the task in ctx (or one
+// of its ancestors), and records what it says the task observed: the
+// sensitivity, the untrusted flag and the sources, each source prefixed
+// with the reporting guard's name. Applying a report twice changes
+// nothing: taint only grows. Errors wrap [ErrToken].
+func (g *Guard) ApplyReport(ctx context.Context, report string) error {
+	t, ok := TaskFrom(ctx)
+	if !ok {
+		return fmt.Errorf("%w: no task in the context", ErrToken)
+	}
+	if g.name == "" {
+		return fmt.Errorf("%w: the guard has no name (WithName)", ErrToken)
+	}
+	if len(report) > MaxCredentialSize*4 {
+		return fmt.Errorf("%w: report too long", ErrToken)
+	}
+	var claims reportClaims
+	_, err := jwt.ParseWithClaims(report, &claims, g.tokenKey,
+		jwt.WithValidMethods([]string{jwt.SigningMethodEdDSA.Alg()}),
+		jwt.WithAudience(g.name),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithTimeFunc(g.now),
+		jwt.WithStrictDecoding(),
+	)
+	if err != nil {
+		return fmt.Errorf("%w: %s", ErrToken, tokenReason(err))
+	}
+	target := t
+	for target != nil && target.id != claims.Subject {
+		target = target.parent
+	}
+	if target == nil {
+		return fmt.Errorf("%w: the report is about another task", ErrToken)
+	}
+	tt := claims.Taint
+	if !tt.Sensitivity.Valid() {
+		return fmt.Errorf("%w: the report has an invalid sensitivity", ErrToken)
+	}
+	if len(tt.Sources) == 0 {
+		target.Observe("", tt.Sensitivity, !tt.Untrusted)
+	}
+	for i, src := range tt.Sources {
+		if i == maxTaintSources {
+			break
+		}
+		target.Observe(claims.Issuer+": "+src, tt.Sensitivity, !tt.Untrusted)
+	}
+	return nil
 }
 
 // tokenKey finds the trusted key of a token by its key ID.

@@ -250,3 +250,46 @@ func BenchmarkTaskToken(b *testing.B) {
 		}
 	})
 }
+
+// What a resumed task observes on the tool service flows back to the
+// caller's task through a signed report.
+func TestTaskReportFlowsBack(t *testing.T) {
+	t.Parallel()
+	agentPub, agentPriv := newKey(t)
+	toolsPub, toolsPriv := newKey(t)
+	agent, clk := mustGuard(t, tokenPolicy, WithName("agent"), WithSigningKey("a1", agentPriv), WithTrustedKey("t1", toolsPub))
+	tools, _ := mustGuard(t, tokenPolicy, WithName("tools"), WithSigningKey("t1", toolsPriv), WithTrustedKey("a1", agentPub), WithClock(clk.Now))
+	ctx, task, err := agent.Begin(context.Background(), TaskSpec{Agent: Agent{ID: "spiffe://example.org/a"}, Clearance: Confidential})
+	require.NoError(t, err)
+	defer task.End()
+	tok, err := task.Token("tools")
+	require.NoError(t, err)
+	_, remote, err := tools.Resume(context.Background(), tok)
+	require.NoError(t, err)
+	defer remote.End()
+	remote.Observe("docs.read db://handbook", Confidential, false)
+	rep, err := remote.Report()
+	require.NoError(t, err)
+
+	require.NoError(t, agent.ApplyReport(ctx, rep))
+	require.NoError(t, agent.ApplyReport(ctx, rep), "applying twice changes nothing")
+	assert.Equal(t, Taint{Sensitivity: Confidential, Untrusted: true, Sources: []string{"tools: docs.read db://handbook"}}, task.Taint())
+
+	// Refused: to another guard, about another task, forged, expired, from
+	// an untrusted key, for a task that was not resumed.
+	other, _ := mustGuard(t, tokenPolicy, WithName("other"), WithTrustedKey("t1", toolsPub), WithClock(clk.Now))
+	octx, otask, err := other.Begin(context.Background(), TaskSpec{Agent: Agent{ID: "x"}})
+	require.NoError(t, err)
+	defer otask.End()
+	require.ErrorIs(t, other.ApplyReport(octx, rep), ErrToken, "another audience")
+	ctx2, task2, err := agent.Begin(context.Background(), TaskSpec{Agent: Agent{ID: "spiffe://example.org/b"}})
+	require.NoError(t, err)
+	defer task2.End()
+	require.ErrorIs(t, agent.ApplyReport(ctx2, rep), ErrToken, "another task")
+	parts := strings.Split(rep, ".")
+	require.ErrorIs(t, agent.ApplyReport(ctx, parts[0]+"."+parts[1]+"."+base64.RawURLEncoding.EncodeToString([]byte("sig"))), ErrToken, "forged")
+	_, err = task.Report()
+	require.ErrorIs(t, err, ErrToken, "a task that was not resumed reports to nobody")
+	clk.Add(DefaultTokenTTL + time.Second)
+	require.ErrorIs(t, agent.ApplyReport(ctx, rep), ErrToken, "expired")
+}
