@@ -235,7 +235,9 @@ func run(ctx context.Context, out io.Writer) error {
 	steps := []func() error{
 		func() error { return callRemote("web_fetch", map[string]any{"url": "https://example.com/"}) },
 		func() error { taint(); return nil },
-		func() error { return callRemote("web_fetch", map[string]any{"url": "http://169.254.169.254/latest/meta-data/"}) },
+		func() error {
+			return callRemote("web_fetch", map[string]any{"url": "http://169.254.169.254/latest/meta-data/"})
+		},
 		func() error { return sendLocal("partner@example.net") },
 		func() error { return callRemote("read_doc", map[string]any{"name": "handbook"}) },
 		func() error { taint(); return nil },
