@@ -6,6 +6,7 @@ require (
 	github.com/golang-jwt/jwt/v5 v5.3.1
 	github.com/modelcontextprotocol/go-sdk v1.8.0
 	github.com/spiffe/go-spiffe/v2 v2.9.0
+	github.com/stretchr/testify v1.12.1
 	github.com/taskguard/taskguard v0.0.0-00010101000000-000000000000
 	github.com/taskguard/taskguard/authz/identity v0.0.0-00010101000000-000000000000
 )

@@ -50,26 +50,34 @@ const (
 	tokenTTL = 30 * time.Second
 )
 
-func main() {
-	role := flag.String("role", "demo", "demo (agent and server in one process) or server")
-	listen := flag.String("listen", "127.0.0.1:0", "server: the loopback address to listen on")
-	agentKey := flag.String("agent-key", "", "server: the agent's token key as KEYID=BASE64 (Ed25519 public key)")
-	flag.Parse()
+func main() { os.Exit(realMain(os.Args[1:], os.Stdout, os.Stderr)) }
+
+// realMain runs the command with args and returns its exit code.
+func realMain(args []string, stdout, stderr io.Writer) int {
+	flags := flag.NewFlagSet("remote-mcp", flag.ContinueOnError)
+	flags.SetOutput(stderr)
+	role := flags.String("role", "demo", "demo (agent and server in one process) or server")
+	listen := flags.String("listen", "127.0.0.1:0", "server: the address to listen on")
+	agentKey := flags.String("agent-key", "", "server: the agent's token key as KEYID=BASE64 (Ed25519 public key)")
+	if err := flags.Parse(args); err != nil {
+		return 2
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	var err error
 	switch *role {
 	case "demo":
-		err = run(ctx, os.Stdout)
+		err = run(ctx, stdout)
 	case "server":
-		err = runServer(ctx, os.Stdout, *listen, *agentKey)
+		err = runServer(ctx, stdout, *listen, *agentKey)
 	default:
 		err = fmt.Errorf("unknown -role %q (want demo or server)", *role)
 	}
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "remote-mcp:", err)
-		os.Exit(1)
+		fmt.Fprintln(stderr, "remote-mcp:", err)
+		return 1
 	}
+	return 0
 }
 
 func loadPolicy() (*authz.Policy, error) { return authz.ParsePolicy("policy.yaml", policyYAML) }
