@@ -231,8 +231,13 @@ func (g *Guard) Resume(ctx context.Context, token string) (context.Context, *Tas
 	}
 	t := parent
 	t.origin = claims.Issuer
-	// Ending the resumed task here refuses its tokens in this process too.
-	endedTasks.watch(t, claims.ExpiresAt.Time)
+	// The ancestors exist only as views for this task: they end with it.
+	// Ending a resumed copy does not end the task it copies: only the
+	// task that issued the token can, and then its tokens are refused in
+	// the issuing process (and everywhere with a shared task store).
+	if root := t.root(); root != t {
+		t.OnEnd(root.End)
+	}
 	if g.realClock {
 		t.mu.Lock()
 		if !t.done {

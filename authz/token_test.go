@@ -103,6 +103,10 @@ func TestTaskTokenCarriesAncestors(t *testing.T) {
 	d := tools.Check(rctx, call)
 	assert.Equal(t, Deny, d.Effect)
 	assert.Contains(t, d.Reason, root.ID())
+	view := remote.parent
+	remote.End()
+	assert.True(t, view.Ended(), "the ancestors' views end with the resumed task")
+	assert.False(t, root.Ended(), "ending a resumed copy does not end the original")
 }
 
 func TestResumeRefuses(t *testing.T) {
@@ -163,10 +167,14 @@ func TestResumeRefuses(t *testing.T) {
 		assert.NotContains(t, err.Error(), tok, name)
 	}
 
-	// Replay after the task ended.
+	// Ending a resumed copy does not end the task: its tokens still work.
 	_, remote, err := tools.Resume(context.Background(), good)
 	require.NoError(t, err)
 	remote.End()
+	_, remote, err = tools.Resume(context.Background(), good)
+	require.NoError(t, err, "the task is still live")
+	remote.End()
+	// Replay after the task itself ended.
 	task.End()
 	_, _, err = tools.Resume(context.Background(), good)
 	require.ErrorIs(t, err, ErrToken)
