@@ -18,8 +18,8 @@ import (
 // task's scope for one audience (the receiving service's guard name), and
 // [Guard.Resume] on a guard that trusts the signing key re-creates the task
 // there, with the same ID, agent, intents, tools, clearance, labels,
-// remaining budgets and deadline, and its ancestors' views, so the remote
-// guard decides exactly as the local one would and can only narrow further.
+// remaining budgets, deadline and taint, and its ancestors' views, so the
+// remote guard decides as the local one would and can only narrow further.
 //
 // A token is a bearer token: whoever holds it acts as the task until it
 // expires. Protect the channel (TLS), keep the audience narrow; binding a
@@ -108,6 +108,7 @@ type taskScope struct {
 	Labels    map[string]string `json:"labels,omitempty"`
 	Budgets   map[string]int    `json:"budgets,omitempty"` // calls left per pattern
 	Deadline  int64             `json:"deadline"`          // Unix nanoseconds
+	Taint     *Taint            `json:"taint,omitempty"`   // what the task had observed
 	// Ancestors are the chain above the task, root first (only on the
 	// token's own task).
 	Ancestors []taskScope `json:"ancestors,omitempty"`
@@ -167,6 +168,9 @@ func (t *Task) Token(audience string) (string, error) {
 func (t *Task) scope() taskScope {
 	s := taskScope{ID: t.id, Agent: t.agent.ID, Attrs: t.agent.Attrs, Purpose: t.purpose, Intents: t.intents,
 		Tools: t.tools, Clearance: t.clearance, Labels: t.labels, Deadline: t.deadline.UnixNano()}
+	if tt := t.Taint(); tt.Sensitivity > Public || tt.Untrusted || len(tt.Sources) > 0 {
+		s.Taint = &tt
+	}
 	if len(t.budgets) > 0 {
 		t.mu.Lock()
 		s.Budgets = make(map[string]int, len(t.budgets))
@@ -264,6 +268,18 @@ func (g *Guard) resumeTask(s taskScope, parent *Task) (*Task, error) {
 		return nil, err
 	}
 	t.id = s.ID
+	if tt := s.Taint; tt != nil {
+		if !tt.Sensitivity.Valid() {
+			return nil, errors.New("invalid taint sensitivity")
+		}
+		t.observe("", tt.Sensitivity, !tt.Untrusted)
+		for i, src := range tt.Sources {
+			if i == maxTaintSources {
+				break
+			}
+			t.observe(src, tt.Sensitivity, true)
+		}
+	}
 	// newTask measured the deadline from its own now: pin it to the
 	// token's, in the guard's clock (monotonic under the real clock).
 	t.deadline = now.Add(spec.TTL)

@@ -301,3 +301,19 @@ func TestTaskReportFlowsBack(t *testing.T) {
 	clk.Add(DefaultTokenTTL + time.Second)
 	require.ErrorIs(t, agent.ApplyReport(ctx, rep), ErrToken, "expired")
 }
+
+// The caller's taint travels with the token, so taint rules hold remotely.
+func TestTaskTokenCarriesTaint(t *testing.T) {
+	t.Parallel()
+	agent, tools, _, _ := tokenGuards(t)
+	_, task, err := agent.Begin(context.Background(), TaskSpec{Agent: Agent{ID: "spiffe://example.org/a"}, Clearance: Confidential})
+	require.NoError(t, err)
+	defer task.End()
+	task.Observe("db://salaries", Confidential, false)
+	tok, err := task.Token("tools")
+	require.NoError(t, err)
+	_, remote, err := tools.Resume(context.Background(), tok)
+	require.NoError(t, err)
+	defer remote.End()
+	assert.Equal(t, task.Taint(), remote.Taint())
+}
