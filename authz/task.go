@@ -104,7 +104,8 @@ type Task struct {
 	deadline   time.Time
 	// origin is the name of the guard that handed the task over, for a
 	// task resumed from a token; reports go there.
-	origin string
+	origin     string
+	reportFrom int // sources before this index came with the token
 
 	ended atomic.Bool
 	// inspectors are written under mu and read without it.

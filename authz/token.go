@@ -235,6 +235,7 @@ func (g *Guard) Resume(ctx context.Context, token string) (context.Context, *Tas
 	}
 	t := parent
 	t.origin = claims.Issuer
+	t.reportFrom = len(t.Taint().Sources) // report only what is new here
 	// The ancestors exist only as views for this task: they end with it.
 	// Ending a resumed copy does not end the task it copies: only the
 	// task that issued the token can, and then its tokens are refused in
@@ -302,7 +303,8 @@ type reportClaims struct {
 }
 
 // Report returns a signed report of what the task has observed so far (its
-// taint: highest sensitivity, untrusted content, sources) for the guard
+// taint: highest sensitivity, untrusted content, and the sources observed
+// since it was resumed) for the guard
 // that handed the task over: a task resumed from a token reports to the
 // token's issuer. The tool service returns it with its result (an HTTP
 // header, an MCP _meta field) and the caller applies it with
@@ -329,6 +331,7 @@ func (t *Task) Report() (string, error) {
 		},
 		Taint: t.Taint(),
 	}
+	claims.Taint.Sources = claims.Taint.Sources[min(t.reportFrom, len(claims.Taint.Sources)):]
 	tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, claims)
 	tok.Header["kid"] = g.signKeyID
 	rep, err := tok.SignedString(g.signKey)

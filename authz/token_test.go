@@ -316,4 +316,11 @@ func TestTaskTokenCarriesTaint(t *testing.T) {
 	require.NoError(t, err)
 	defer remote.End()
 	assert.Equal(t, task.Taint(), remote.Taint())
+	remote.Observe("web.fetch https://example.org/", Public, false)
+	rep, err := remote.Report()
+	require.NoError(t, err)
+	var c reportClaims
+	_, _, err = jwt.NewParser().ParseUnverified(rep, &c)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"web.fetch https://example.org/"}, c.Taint.Sources, "a report sends back only what is new")
 }
