@@ -317,6 +317,8 @@ func TestTaskTokenCarriesTaint(t *testing.T) {
 	defer remote.End()
 	assert.Equal(t, task.Taint(), remote.Taint())
 	remote.Observe("web.fetch https://example.org/", Public, false)
+	_, toolsKey := newKey(t)
+	tools.signKeyID, tools.signKey = "t1", toolsKey // the tool service signs its reports
 	rep, err := remote.Report()
 	require.NoError(t, err)
 	var c reportClaims
