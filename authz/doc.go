@@ -115,5 +115,20 @@
 //
 // [Wrap] guards a typed tool handler and [WrapJSON] one that takes raw JSON
 // arguments; on a deny the handler is not called and the *[DeniedError] is
-// returned.
+// returned. After a successful call whose intent reads data, the result is
+// recorded on the task as untrusted content ([Tool.Output],
+// [Guard.ObserveOutput], [WithObservedIntents]), so taint rules hold without
+// the host calling [Task.Observe]. The subpackages httpguard and fsguard
+// enforce again at use time: every HTTP redirect hop and dialed address,
+// every file opened through os.Root; [Guard.Deny] audits what they refuse.
+//
+// # Across processes
+//
+// [WithIdentityVerifier] makes [Guard.Begin] verify [TaskSpec].Credential
+// (implementations in the authz/identity module) and fill the [Agent] from
+// it. [Task.Token] hands a task to another service as a short-lived
+// EdDSA-signed token for one audience; [Guard.Resume] on a guard that trusts
+// the key ([WithName], [WithSigningKey], [WithTrustedKey]) re-creates it
+// there, and [Task.Report] with [Guard.ApplyReport] brings what the remote
+// task observed back to the caller's task.
 package authz
