@@ -14,8 +14,14 @@ import (
 	"time"
 )
 
-// ErrWatcherClosed is returned by the methods of a closed [Watcher].
-var ErrWatcherClosed = errors.New("authz: watcher closed")
+// ErrClosed is returned by the methods of a closed [Watcher], the one
+// closable type of this package.
+var ErrClosed = errors.New("authz: watcher closed")
+
+// ErrWatcherClosed is the former name of [ErrClosed].
+//
+// Deprecated: use [ErrClosed].
+var ErrWatcherClosed = ErrClosed
 
 // Watch intervals: the default and the smallest allowed.
 const (
@@ -161,7 +167,7 @@ func (w *Watcher) poll(ctx context.Context, t *time.Ticker) {
 // Reload checks the files now and, if they changed since the last attempt,
 // reloads them as the polling goroutine would. It returns the load error,
 // nil when the files are unchanged or the reload succeeded, or
-// [ErrWatcherClosed]. It blocks while another reload attempt runs and
+// [ErrClosed]. It blocks while another reload attempt runs and
 // while the files are read; it calls the [OnReload] callbacks before
 // returning when the files changed. Most callers let the polling goroutine
 // reload; Reload is for callers that know the files just changed.
@@ -182,7 +188,7 @@ func (w *Watcher) reload() (version string, err error, changed bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
-		return "", ErrWatcherClosed, false
+		return "", ErrClosed, false
 	}
 	// A read error is part of the fingerprint; LoadPolicyFiles reports it.
 	fp, _ := fingerprintFiles(w.patterns)
@@ -214,7 +220,7 @@ func (w *Watcher) Version() string { return w.status.Load().version }
 // Close stops the polling goroutine and waits for it and for a reload
 // attempt in progress to finish; after Close returns the watcher no longer
 // changes the guard's policy, which stays in force. Close returns nil the
-// first time and [ErrWatcherClosed] afterwards. It must not be called from
+// first time and [ErrClosed] afterwards. It must not be called from
 // an [OnReload] callback running on the polling goroutine.
 func (w *Watcher) Close() error {
 	w.mu.Lock() // waits for a reload attempt in progress
@@ -226,7 +232,7 @@ func (w *Watcher) Close() error {
 	}
 	<-w.done
 	if already {
-		return ErrWatcherClosed
+		return ErrClosed
 	}
 	return nil
 }

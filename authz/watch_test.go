@@ -239,12 +239,12 @@ func TestWatcherClose(t *testing.T) {
 	t.Parallel()
 	x := newWatched(t, allowFetchPolicy)
 	require.NoError(t, x.w.Close())
-	assert.ErrorIs(t, x.w.Close(), ErrWatcherClosed)
-	assert.ErrorIs(t, x.w.Reload(), ErrWatcherClosed)
+	assert.ErrorIs(t, x.w.Close(), ErrClosed)
+	assert.ErrorIs(t, x.w.Reload(), ErrClosed)
 
 	// A closed watcher no longer changes the guard.
 	writePolicy(t, x.file, denyFetchPolicy)
-	assert.ErrorIs(t, x.w.Reload(), ErrWatcherClosed)
+	assert.ErrorIs(t, x.w.Reload(), ErrClosed)
 	assert.Equal(t, Allow, x.check().Effect)
 	assert.Empty(t, x.log.all())
 }
@@ -265,7 +265,7 @@ func TestWatcherConcurrentClose(t *testing.T) {
 		switch {
 		case err == nil:
 			ok++
-		case errors.Is(err, ErrWatcherClosed):
+		case errors.Is(err, ErrClosed):
 			closed++
 		default:
 			t.Errorf("Close: %v", err)
@@ -361,4 +361,9 @@ func TestWatcherReloadRace(t *testing.T) {
 	stop.Store(true)
 	wg.Wait()
 	assert.Positive(t, checks.Load())
+}
+
+func TestErrWatcherClosedIsErrClosed(t *testing.T) {
+	t.Parallel()
+	assert.Same(t, ErrClosed, ErrWatcherClosed) //nolint:staticcheck // the deprecated alias must stay the same error
 }

@@ -9,32 +9,18 @@ import (
 	"github.com/taskguard/taskguard/authz"
 )
 
-// CacheOption configures a [Cache].
-type CacheOption func(*cacheConfig)
+// CacheOption configures a [Cache]: [WithClock] and [WithMaxEntries] are
+// CacheOptions. A nil CacheOption is skipped.
+type CacheOption interface{ applyCache(*cacheConfig) error }
 
 type cacheConfig struct {
 	clock      func() time.Time
 	maxEntries int
 }
 
-// WithCacheClock sets the clock used for expiry.
-func WithCacheClock(now func() time.Time) CacheOption {
-	return func(c *cacheConfig) {
-		if now != nil {
-			c.clock = now
-		}
-	}
-}
-
-// WithCacheMaxEntries bounds the entries per task (default 10,000): Set
-// beyond it first drops expired entries, then fails.
-func WithCacheMaxEntries(n int) CacheOption {
-	return func(c *cacheConfig) {
-		if n > 0 {
-			c.maxEntries = n
-		}
-	}
-}
+// DefaultCacheMaxEntries bounds a cache's entries per task unless
+// [WithMaxEntries] says otherwise.
+const DefaultCacheMaxEntries = 10_000
 
 // Cache is a task-scoped cache: entries are keyed by task, so a cached
 // tool result is never served to another task; an entry lives at most
@@ -42,6 +28,7 @@ func WithCacheMaxEntries(n int) CacheOption {
 // when it ends. A Cache is safe for concurrent use.
 type Cache[V any] struct {
 	cfg cacheConfig
+	err error // the first invalid option: the cache is inert
 
 	mu    sync.Mutex
 	tasks map[*authz.Task]map[string]cacheItem[V]
@@ -52,12 +39,18 @@ type cacheItem[V any] struct {
 	expires time.Time
 }
 
-// NewCache returns an empty cache.
+// NewCache returns an empty cache. An invalid option (a nil clock, a
+// non-positive bound) makes the cache inert: Get misses and Set returns
+// that error, wrapped.
 func NewCache[V any](opts ...CacheOption) *Cache[V] {
-	c := &Cache[V]{cfg: cacheConfig{clock: time.Now, maxEntries: 10_000}, tasks: map[*authz.Task]map[string]cacheItem[V]{}}
+	c := &Cache[V]{cfg: cacheConfig{clock: time.Now, maxEntries: DefaultCacheMaxEntries}, tasks: map[*authz.Task]map[string]cacheItem[V]{}}
 	for _, o := range opts {
-		if o != nil {
-			o(&c.cfg)
+		if o == nil {
+			continue
+		}
+		if err := o.applyCache(&c.cfg); err != nil {
+			c.err = fmt.Errorf("contextguard: NewCache: %w", err)
+			break
 		}
 	}
 	return c
@@ -67,7 +60,7 @@ func NewCache[V any](opts ...CacheOption) *Cache[V] {
 // expired entries and ended tasks are misses.
 func (c *Cache[V]) Get(t *authz.Task, key string) (V, bool) {
 	var zero V
-	if t == nil || t.Ended() {
+	if t == nil || t.Ended() || c.err != nil {
 		return zero, false
 	}
 	now := c.cfg.clock()
@@ -88,6 +81,9 @@ func (c *Cache[V]) Get(t *authz.Task, key string) (V, bool) {
 // Set caches v under key for task t for ttl, bounded by the task's
 // deadline. It fails with ErrTaskEnded for a nil or ended task.
 func (c *Cache[V]) Set(t *authz.Task, key string, v V, ttl time.Duration) error {
+	if c.err != nil {
+		return c.err
+	}
 	if t == nil || t.Ended() {
 		return ErrTaskEnded
 	}

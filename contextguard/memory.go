@@ -51,38 +51,47 @@ type Redactor interface {
 	Redact(string) string
 }
 
-// Option configures a [Store].
-type Option func(*Store)
+// Option configures a [Store]. [WithClock] and [WithMaxEntries] are
+// Options too (and [CacheOption]s). A nil Option is skipped.
+type Option interface{ applyStore(*Store) error }
+
+type storeOption func(*Store) error
+
+func (f storeOption) applyStore(s *Store) error { return f(s) }
 
 // WithRedactor passes every entry's Content and Source through r before it
 // is stored, so live secrets never reach memory or the model. The last
-// WithRedactor wins; nil means none.
-func WithRedactor(r Redactor) Option { return func(s *Store) { s.redactor = r } }
-
-// WithBackend stores entries in b instead of in process memory. The last
-// WithBackend wins; nil means the in-memory backend.
-func WithBackend(b Backend) Option { return func(s *Store) { s.backend = b } }
-
-// WithClock sets the clock that stamps entries.
-func WithClock(now func() time.Time) Option {
-	return func(s *Store) {
-		if now != nil {
-			s.clock = now
+// WithRedactor wins; a nil r is an error.
+func WithRedactor(r Redactor) Option {
+	return storeOption(func(s *Store) error {
+		if r == nil {
+			return errors.New("WithRedactor: nil redactor")
 		}
-	}
+		s.redactor = r
+		return nil
+	})
 }
 
-// WithLogger logs failures of the end-of-task wipe.
-func WithLogger(l *slog.Logger) Option { return func(s *Store) { s.logger = l } }
-
-// WithMaxEntries bounds the entries per task (default [DefaultMaxEntries]);
-// Add beyond it is an error. n <= 0 is ignored.
-func WithMaxEntries(n int) Option {
-	return func(s *Store) {
-		if n > 0 {
-			s.maxEntries = n
+// WithBackend stores entries in b instead of in process memory. The last
+// WithBackend wins; a nil b is an error (without WithBackend the store
+// uses [NewMemoryBackend]).
+func WithBackend(b Backend) Option {
+	return storeOption(func(s *Store) error {
+		if b == nil {
+			return errors.New("WithBackend: nil backend")
 		}
-	}
+		s.backend = b
+		return nil
+	})
+}
+
+// WithLogger logs failures of the end-of-task wipe. The last WithLogger
+// wins; nil means no logging.
+func WithLogger(l *slog.Logger) Option {
+	return storeOption(func(s *Store) error {
+		s.logger = l
+		return nil
+	})
 }
 
 // DefaultMaxEntries bounds a task's memory unless WithMaxEntries says otherwise.
@@ -97,17 +106,24 @@ type Store struct {
 	clock      func() time.Time
 	logger     *slog.Logger
 	maxEntries int
+	err        error // the first invalid option: the store is inert
 
 	mu       sync.Mutex
 	memories map[*authz.Task]*Memory
 }
 
-// NewStore returns a store configured by opts.
+// NewStore returns a store configured by opts. An invalid option (a nil
+// argument, a non-positive bound) makes the store inert: every method of
+// its memories returns that error, wrapped, and nothing is stored.
 func NewStore(opts ...Option) *Store {
 	s := &Store{clock: time.Now, maxEntries: DefaultMaxEntries, memories: map[*authz.Task]*Memory{}}
 	for _, o := range opts {
-		if o != nil {
-			o(s)
+		if o == nil {
+			continue
+		}
+		if err := o.applyStore(s); err != nil {
+			s.err = fmt.Errorf("contextguard: NewStore: %w", err)
+			break
 		}
 	}
 	if s.backend == nil {
@@ -120,7 +136,7 @@ func NewStore(opts ...Option) *Store {
 // Memory. For a nil or ended task it returns a Memory whose methods return
 // ErrTaskEnded. When t ends its memory is wiped.
 func (s *Store) For(t *authz.Task) *Memory {
-	if t == nil {
+	if t == nil || s.err != nil {
 		return &Memory{store: s, ended: true}
 	}
 	s.mu.Lock()
@@ -313,6 +329,9 @@ func (m *Memory) Handoff(ctx context.Context, child *authz.Task, opts ...Handoff
 }
 
 func (m *Memory) check() error {
+	if err := m.store.err; err != nil {
+		return err
+	}
 	if m.task == nil || m.task.Ended() {
 		return ErrTaskEnded
 	}

@@ -433,7 +433,7 @@ func TestCache(t *testing.T) {
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
 	g := newGuard(t, authz.WithClock(clock))
-	c := NewCache[string](WithCacheClock(clock), WithCacheMaxEntries(2))
+	c := NewCache[string](WithClock(clock), WithMaxEntries(2))
 	_, t1 := begin(t, g, nil, authz.TaskSpec{TTL: time.Hour})
 	_, t2 := begin(t, g, nil, authz.TaskSpec{TTL: time.Hour})
 

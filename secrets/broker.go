@@ -35,50 +35,42 @@ const (
 // maxNameLen bounds a secret name.
 const maxNameLen = 128
 
-// Option configures a [Broker].
-type Option func(*Broker) error
+// Option configures a [Broker]. [WithClock] is one too.
+type Option interface{ applyBroker(*Broker) error }
+
+type brokerOption func(*Broker) error
+
+func (f brokerOption) applyBroker(b *Broker) error { return f(b) }
 
 // WithMaxTTL bounds the life of every lease (from its issue, renewals
 // included). The last WithMaxTTL wins.
 func WithMaxTTL(d time.Duration) Option {
-	return func(b *Broker) error {
+	return brokerOption(func(b *Broker) error {
 		if d <= 0 {
 			return fmt.Errorf("WithMaxTTL: %v is not positive", d)
 		}
 		b.maxTTL = d
 		return nil
-	}
-}
-
-// WithClock sets the clock used for expiry. With it, leases start no
-// timers: expiry is enforced on every use. The last WithClock wins.
-func WithClock(now func() time.Time) Option {
-	return func(b *Broker) error {
-		if now == nil {
-			return errors.New("WithClock: nil clock")
-		}
-		b.clock, b.realClock = now, false
-		return nil
-	}
+	})
 }
 
 // WithLogger logs lease events (never values) and revoke failures.
 func WithLogger(l *slog.Logger) Option {
-	return func(b *Broker) error {
+	return brokerOption(func(b *Broker) error {
 		b.logger = l
 		return nil
-	}
+	})
 }
 
 // WithRevokeTimeout bounds each call of Source.Revoke.
 func WithRevokeTimeout(d time.Duration) Option {
-	return func(b *Broker) error {
+	return brokerOption(func(b *Broker) error {
 		if d <= 0 {
 			return fmt.Errorf("WithRevokeTimeout: %v is not positive", d)
 		}
 		b.revokeTimeout = d
 		return nil
-	}
+	})
 }
 
 // Broker hands out task-bound leases on secrets from a [Source]. Every
@@ -159,7 +151,7 @@ func NewBroker(g *authz.Guard, src Source, opts ...Option) (*Broker, error) {
 		if o == nil {
 			continue
 		}
-		if err := o(b); err != nil {
+		if err := o.applyBroker(b); err != nil {
 			return nil, fmt.Errorf("secrets: %w", err)
 		}
 	}

@@ -20,7 +20,7 @@ func ExampleMinter() {
 	},
 		secrets.WithHMACKey([]byte("example key: use 32+ random bytes")),
 		secrets.WithIssuer("https://broker.example"),
-		secrets.WithMintClock(now),
+		secrets.WithClock(now),
 	)
 	if err != nil {
 		fmt.Println(err)

@@ -78,8 +78,13 @@ type TokenSpec struct {
 
 // MintOption configures [NewMinter]. Exactly one key option
 // ([WithEd25519Key] or [WithHMACKey]) and [WithIssuer] are required; for
-// the other options a later one overrides an earlier one.
-type MintOption func(*mintConfig) error
+// the other options a later one overrides an earlier one. [WithClock] and
+// [WithRevocations] are MintOptions too.
+type MintOption interface{ applyMint(*mintConfig) error }
+
+type mintOption func(*mintConfig) error
+
+func (f mintOption) applyMint(c *mintConfig) error { return f(c) }
 
 type mintConfig struct {
 	alg      string
@@ -105,7 +110,7 @@ type jwtKeys struct {
 // copied. It must be a full 64-byte private key whose public half matches
 // its seed.
 func WithEd25519Key(priv ed25519.PrivateKey) MintOption {
-	return func(c *mintConfig) error {
+	return mintOption(func(c *mintConfig) error {
 		c.nkeys++
 		k, err := checkEd25519Key(priv)
 		if err != nil {
@@ -115,7 +120,7 @@ func WithEd25519Key(priv ed25519.PrivateKey) MintOption {
 		keys := jwtKeys{sign: k, verify: k.Public().(ed25519.PublicKey)}
 		c.keys = func() jwtKeys { return keys }
 		return nil
-	}
+	})
 }
 
 // WithHMACKey signs tokens with key using HS256. The key is copied and
@@ -123,7 +128,7 @@ func WithEd25519Key(priv ed25519.PrivateKey) MintOption {
 // any verifier can also mint; prefer [WithEd25519Key] when the receiving
 // service is not the broker's own process.
 func WithHMACKey(key []byte) MintOption {
-	return func(c *mintConfig) error {
+	return mintOption(func(c *mintConfig) error {
 		c.nkeys++
 		if len(key) < minHMACKeyLen {
 			return fmt.Errorf("secrets: HMAC key is %d bytes, need at least %d", len(key), minHMACKeyLen)
@@ -133,45 +138,18 @@ func WithHMACKey(key []byte) MintOption {
 		keys := jwtKeys{sign: k, verify: k}
 		c.keys = func() jwtKeys { return keys }
 		return nil
-	}
+	})
 }
 
 // WithIssuer sets the iss claim. Required and non-empty.
 func WithIssuer(iss string) MintOption {
-	return func(c *mintConfig) error {
+	return mintOption(func(c *mintConfig) error {
 		if iss == "" {
 			return errors.New("secrets: empty issuer")
 		}
 		c.issuer = iss
 		return nil
-	}
-}
-
-// WithMintClock sets the clock tokens are minted by (default time.Now). It
-// is also the clock of [Minter.Verifier] and of the default revocation
-// list. now must be safe for concurrent use.
-func WithMintClock(now func() time.Time) MintOption {
-	return func(c *mintConfig) error {
-		if now == nil {
-			return errors.New("secrets: nil mint clock")
-		}
-		c.now = now
-		return nil
-	}
-}
-
-// WithRevocations makes the minter add revoked tokens to r, so a
-// [Verifier] in the same process using r (through [WithRevocationList] or
-// [Minter.Verifier]) rejects them. The default is a new list on the
-// minter's clock.
-func WithRevocations(r *Revocations) MintOption {
-	return func(c *mintConfig) error {
-		if r == nil {
-			return errors.New("secrets: nil revocation list")
-		}
-		c.revs = r
-		return nil
-	}
+	})
 }
 
 func checkEd25519Key(priv ed25519.PrivateKey) (ed25519.PrivateKey, error) {
@@ -220,7 +198,7 @@ func NewMinter(tokens map[string]TokenSpec, opts ...MintOption) (*Minter, error)
 		if o == nil {
 			continue
 		}
-		if err := o(&c); err != nil {
+		if err := o.applyMint(&c); err != nil {
 			return nil, err
 		}
 	}
@@ -463,8 +441,8 @@ func (m *Minter) Verifier(audience string) (*Verifier, error) {
 	return NewVerifier(key,
 		WithExpectedIssuer(m.issuer),
 		WithExpectedAudience(audience),
-		WithVerifyClock(m.now),
-		WithRevocationList(m.revs))
+		WithClock(m.now),
+		WithRevocations(m.revs))
 }
 
 // String returns "secrets.Minter{alg: ALG, issuer: ISS}"; keys are never
@@ -632,8 +610,13 @@ func (h *revocationHeap) Pop() any {
 // VerifyOption configures [NewVerifier]. Exactly one key option
 // ([WithEd25519PublicKey] or [WithHMACVerifyKey]), [WithExpectedIssuer]
 // and [WithExpectedAudience] are required; for the other options a later
-// one overrides an earlier one.
-type VerifyOption func(*verifyConfig) error
+// one overrides an earlier one. [WithClock] and [WithRevocations] are
+// VerifyOptions too.
+type VerifyOption interface{ applyVerify(*verifyConfig) error }
+
+type verifyOption func(*verifyConfig) error
+
+func (f verifyOption) applyVerify(c *verifyConfig) error { return f(c) }
 
 type verifyConfig struct {
 	alg      string
@@ -649,7 +632,7 @@ type verifyConfig struct {
 // WithEd25519PublicKey accepts only EdDSA tokens signed by pub's private
 // key. The key is copied and must be 32 bytes.
 func WithEd25519PublicKey(pub ed25519.PublicKey) VerifyOption {
-	return func(c *verifyConfig) error {
+	return verifyOption(func(c *verifyConfig) error {
 		c.nkeys++
 		if len(pub) != ed25519.PublicKeySize {
 			return fmt.Errorf("secrets: Ed25519 public key is %d bytes, need %d", len(pub), ed25519.PublicKeySize)
@@ -657,13 +640,13 @@ func WithEd25519PublicKey(pub ed25519.PublicKey) VerifyOption {
 		c.alg = jwt.SigningMethodEdDSA.Alg()
 		c.key = append(ed25519.PublicKey(nil), pub...)
 		return nil
-	}
+	})
 }
 
 // WithHMACVerifyKey accepts only HS256 tokens made with key. The key is
 // copied and must be at least 32 bytes long.
 func WithHMACVerifyKey(key []byte) VerifyOption {
-	return func(c *verifyConfig) error {
+	return verifyOption(func(c *verifyConfig) error {
 		c.nkeys++
 		if len(key) < minHMACKeyLen {
 			return fmt.Errorf("secrets: HMAC key is %d bytes, need at least %d", len(key), minHMACKeyLen)
@@ -671,67 +654,43 @@ func WithHMACVerifyKey(key []byte) VerifyOption {
 		c.alg = jwt.SigningMethodHS256.Alg()
 		c.key = append([]byte(nil), key...)
 		return nil
-	}
+	})
 }
 
 // WithExpectedIssuer sets the iss a token must carry. Required and
 // non-empty.
 func WithExpectedIssuer(iss string) VerifyOption {
-	return func(c *verifyConfig) error {
+	return verifyOption(func(c *verifyConfig) error {
 		if iss == "" {
 			return errors.New("secrets: empty expected issuer")
 		}
 		c.issuer = iss
 		return nil
-	}
+	})
 }
 
 // WithExpectedAudience sets the audience a token's aud must include: the
 // verifying service. Required and non-empty.
 func WithExpectedAudience(aud string) VerifyOption {
-	return func(c *verifyConfig) error {
+	return verifyOption(func(c *verifyConfig) error {
 		if aud == "" {
 			return errors.New("secrets: empty expected audience")
 		}
 		c.audience = aud
 		return nil
-	}
-}
-
-// WithVerifyClock sets the clock exp, nbf and iat are checked against
-// (default time.Now). now must be safe for concurrent use.
-func WithVerifyClock(now func() time.Time) VerifyOption {
-	return func(c *verifyConfig) error {
-		if now == nil {
-			return errors.New("secrets: nil verify clock")
-		}
-		c.now = now
-		return nil
-	}
-}
-
-// WithRevocationList makes Verify reject tokens whose ID is on r. Without
-// it no token is treated as revoked.
-func WithRevocationList(r *Revocations) VerifyOption {
-	return func(c *verifyConfig) error {
-		if r == nil {
-			return errors.New("secrets: nil revocation list")
-		}
-		c.revs = r
-		return nil
-	}
+	})
 }
 
 // WithLeeway allows d of clock skew on exp, nbf and iat. The default is 0;
 // d must be between 0 and one minute.
 func WithLeeway(d time.Duration) VerifyOption {
-	return func(c *verifyConfig) error {
+	return verifyOption(func(c *verifyConfig) error {
 		if d < 0 || d > maxLeeway {
 			return fmt.Errorf("secrets: leeway %v not within [0, %v]", d, maxLeeway)
 		}
 		c.leeway = d
 		return nil
-	}
+	})
 }
 
 // Verifier checks tokens minted by a [Minter] for one receiving service.
@@ -754,7 +713,7 @@ func NewVerifier(opts ...VerifyOption) (*Verifier, error) {
 		if o == nil {
 			continue
 		}
-		if err := o(&c); err != nil {
+		if err := o.applyVerify(&c); err != nil {
 			return nil, err
 		}
 	}

@@ -73,7 +73,7 @@ func mintKeyOption(alg string) MintOption {
 // withMintIDSource makes token IDs come from r instead of crypto/rand, so
 // tests can mint the same tokens every run.
 func withMintIDSource(r io.Reader) MintOption {
-	return func(c *mintConfig) error { c.idSource = r; return nil }
+	return mintOption(func(c *mintConfig) error { c.idSource = r; return nil })
 }
 
 type mintFixture struct {
@@ -86,7 +86,7 @@ type mintFixture struct {
 func newMintFixture(t testing.TB, alg string, opts ...MintOption) *mintFixture {
 	t.Helper()
 	f := &mintFixture{alg: alg, clock: newMintClock(mintT0)}
-	all := append([]MintOption{mintKeyOption(alg), WithIssuer(mintIssuer), WithMintClock(f.clock.Now)}, opts...)
+	all := append([]MintOption{mintKeyOption(alg), WithIssuer(mintIssuer), WithClock(f.clock.Now)}, opts...)
 	var err error
 	f.m, err = NewMinter(mintSpecs(), all...)
 	require.NoError(t, err)
@@ -191,7 +191,7 @@ func TestMintStandaloneVerifier(t *testing.T) {
 			_, tok := f.issue(t, mintRequest("github"))
 			key := mintVerifyKey(alg)
 			v, err := NewVerifier(key, WithExpectedIssuer(mintIssuer), WithExpectedAudience(mintAudience),
-				WithVerifyClock(f.clock.Now), WithRevocationList(f.m.Revocations()))
+				WithClock(f.clock.Now), WithRevocations(f.m.Revocations()))
 			require.NoError(t, err)
 			claims, err := v.Verify(tok)
 			require.NoError(t, err)
@@ -199,7 +199,7 @@ func TestMintStandaloneVerifier(t *testing.T) {
 
 			// Without a revocation list nothing is revoked.
 			noList, err := NewVerifier(key, WithExpectedIssuer(mintIssuer), WithExpectedAudience(mintAudience),
-				WithVerifyClock(f.clock.Now))
+				WithClock(f.clock.Now))
 			require.NoError(t, err)
 			cred, tok2 := f.issue(t, mintRequest("github"))
 			require.NoError(t, f.m.Revoke(context.Background(), cred))
@@ -292,7 +292,7 @@ func TestVerifyRejects(t *testing.T) {
 			if k.f.alg == "EdDSA" {
 				key = WithEd25519Key(mintEd25519Key(8))
 			}
-			other, err := NewMinter(mintSpecs(), key, WithIssuer(mintIssuer), WithMintClock(k.f.clock.Now))
+			other, err := NewMinter(mintSpecs(), key, WithIssuer(mintIssuer), WithClock(k.f.clock.Now))
 			require.NoError(t, err)
 			c, err := other.Issue(context.Background(), mintRequest("github"))
 			require.NoError(t, err)
@@ -439,7 +439,7 @@ func TestVerifyLeeway(t *testing.T) {
 			_, tok := f.issue(t, mintRequest("github"))
 			key := mintVerifyKey(alg)
 			lenient, err := NewVerifier(key, WithExpectedIssuer(mintIssuer), WithExpectedAudience(mintAudience),
-				WithVerifyClock(f.clock.Now), WithLeeway(time.Minute), WithRevocationList(f.m.Revocations()))
+				WithClock(f.clock.Now), WithLeeway(time.Minute), WithRevocations(f.m.Revocations()))
 			require.NoError(t, err)
 
 			f.clock.Advance(-30 * time.Second) // before nbf and iat
@@ -470,7 +470,7 @@ func TestRevokedWithinLeeway(t *testing.T) {
 	require.NoError(t, f.m.Revoke(context.Background(), cred))
 	lenient, err := NewVerifier(WithEd25519PublicKey(mintEd25519Key(7).Public().(ed25519.PublicKey)),
 		WithExpectedIssuer(mintIssuer), WithExpectedAudience(mintAudience),
-		WithVerifyClock(f.clock.Now), WithLeeway(time.Minute), WithRevocationList(f.m.Revocations()))
+		WithClock(f.clock.Now), WithLeeway(time.Minute), WithRevocations(f.m.Revocations()))
 	require.NoError(t, err)
 	f.clock.Set(cred.ExpiresAt.Add(59 * time.Second))
 	f.m.Revocations().Add("trigger-prune", f.clock.Now().Add(time.Hour))
@@ -624,7 +624,7 @@ func TestNewMinterValidates(t *testing.T) {
 		{"Ed25519 key halves mismatch", mintSpecs(), []MintOption{WithEd25519Key(mismatched), iss}},
 		{"empty issuer", mintSpecs(), []MintOption{WithEd25519Key(ed), WithIssuer("")}},
 		{"no issuer", mintSpecs(), []MintOption{WithEd25519Key(ed)}},
-		{"nil clock", mintSpecs(), []MintOption{WithEd25519Key(ed), iss, WithMintClock(nil)}},
+		{"nil clock", mintSpecs(), []MintOption{WithEd25519Key(ed), iss, WithClock(nil)}},
 		{"nil revocations", mintSpecs(), []MintOption{WithEd25519Key(ed), iss, WithRevocations(nil)}},
 		{"no specs", nil, []MintOption{WithEd25519Key(ed), iss}},
 		{"spec without name", map[string]TokenSpec{"": {Audience: "a", TTL: time.Minute}}, []MintOption{WithEd25519Key(ed), iss}},
@@ -683,8 +683,8 @@ func TestNewVerifierValidates(t *testing.T) {
 		{"empty audience", []VerifyOption{pub, iss, WithExpectedAudience("")}},
 		{"leeway over a minute", []VerifyOption{pub, iss, aud, WithLeeway(time.Minute + 1)}},
 		{"negative leeway", []VerifyOption{pub, iss, aud, WithLeeway(-time.Second)}},
-		{"nil clock", []VerifyOption{pub, iss, aud, WithVerifyClock(nil)}},
-		{"nil revocation list", []VerifyOption{pub, iss, aud, WithRevocationList(nil)}},
+		{"nil clock", []VerifyOption{pub, iss, aud, WithClock(nil)}},
+		{"nil revocation list", []VerifyOption{pub, iss, aud, WithRevocations(nil)}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -784,11 +784,11 @@ func TestMintSharedRevocations(t *testing.T) {
 	t.Parallel()
 	clock := newMintClock(mintT0)
 	shared := NewRevocations(clock.Now)
-	m, err := NewMinter(mintSpecs(), mintKeyOption("EdDSA"), WithIssuer(mintIssuer), WithMintClock(clock.Now), WithRevocations(shared))
+	m, err := NewMinter(mintSpecs(), mintKeyOption("EdDSA"), WithIssuer(mintIssuer), WithClock(clock.Now), WithRevocations(shared))
 	require.NoError(t, err)
 	require.Same(t, shared, m.Revocations())
 	v, err := NewVerifier(WithEd25519PublicKey(mintEd25519Key(7).Public().(ed25519.PublicKey)),
-		WithExpectedIssuer(mintIssuer), WithExpectedAudience(mintAudience), WithVerifyClock(clock.Now), WithRevocationList(shared))
+		WithExpectedIssuer(mintIssuer), WithExpectedAudience(mintAudience), WithClock(clock.Now), WithRevocations(shared))
 	require.NoError(t, err)
 	c, err := m.Issue(context.Background(), mintRequest("github"))
 	require.NoError(t, err)

@@ -53,7 +53,7 @@ func mintBroker(t *testing.T) (*Broker, *clock, context.Context, *authz.Task) {
 	t.Helper()
 	e := newEnv(t)
 	m, err := NewMinter(map[string]TokenSpec{"github-token": {Audience: "api.github.com", TTL: 5 * time.Minute}},
-		WithHMACKey([]byte("0123456789abcdef0123456789abcdef")), WithIssuer("https://broker.test"), WithMintClock(e.clk.Now))
+		WithHMACKey([]byte("0123456789abcdef0123456789abcdef")), WithIssuer("https://broker.test"), WithClock(e.clk.Now))
 	require.NoError(t, err)
 	b, err := NewBroker(e.g, m, WithClock(e.clk.Now))
 	require.NoError(t, err)

@@ -34,7 +34,7 @@ func newVerifyFuzzKit(tb testing.TB) *verifyFuzzKit {
 	before := func() time.Time { return mintT0.Add(-2 * time.Hour) }
 	for i, alg := range mintAlgs {
 		ids := mintRand(uint64(i + 1))
-		m, err := NewMinter(mintSpecs(), mintKeyOption(alg), WithIssuer(mintIssuer), WithMintClock(now), withMintIDSource(ids))
+		m, err := NewMinter(mintSpecs(), mintKeyOption(alg), WithIssuer(mintIssuer), WithClock(now), withMintIDSource(ids))
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -66,7 +66,7 @@ func newVerifyFuzzKit(tb testing.TB) *verifyFuzzKit {
 			tb.Fatal(err)
 		}
 		k.seeds = append(k.seeds, string(revoked.Value()))
-		old, err := NewMinter(mintSpecs(), mintKeyOption(alg), WithIssuer(mintIssuer), WithMintClock(before), withMintIDSource(ids))
+		old, err := NewMinter(mintSpecs(), mintKeyOption(alg), WithIssuer(mintIssuer), WithClock(before), withMintIDSource(ids))
 		if err != nil {
 			tb.Fatal(err)
 		}
