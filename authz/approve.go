@@ -143,7 +143,7 @@ func (g *Guard) approvalTooLate(t *Task, d Decision) string {
 	case g.expired(t):
 		t.End()
 		return "the task passed its deadline while the approver decided"
-	case g.state.Load().policy.version != d.PolicyVersion:
+	case g.policyVersion() != d.PolicyVersion:
 		return "the policy changed while the approver decided"
 	}
 	return ""

@@ -75,8 +75,8 @@ func (g *Guard) Explain(ctx context.Context, c Call) Explanation {
 	x := &Explanation{}
 	d := g.decide(ctx, c, false, x)
 	x.Decision = d
-	if len(x.Rules) == 0 { // a built-in check decided: list the rules it skipped
-		for _, r := range g.state.Load().rulesFor(c.Tool, nil) {
+	if st := g.state.Load(); st != nil && len(x.Rules) == 0 { // a built-in check decided: list the rules it skipped
+		for _, r := range st.rulesFor(c.Tool, nil) {
 			x.Rules = append(x.Rules, RuleTrace{Rule: r.Name, Effect: r.Effect, Mode: r.Mode, Outcome: Skipped, Pos: r.pos})
 		}
 	}

@@ -102,7 +102,9 @@ func WithDefaultTTL(d time.Duration) Option {
 
 // Guard authorizes tool calls of tasks against a policy. Create it with
 // [New]; it is safe for concurrent use and its configuration does not
-// change after New.
+// change after New. The zero Guard is inert, never permissive: Check,
+// Authorize and Explain deny, Visible shows no tool, Begin, Resume, Update
+// and ApplyReport return an error, and no method panics.
 type Guard struct {
 	policies   []*Policy
 	clock      func() time.Time
@@ -153,8 +155,25 @@ func New(opts ...Option) (*Guard, error) {
 
 func (g *Guard) now() time.Time { return g.clock() }
 
-// Policy returns the policy in force.
-func (g *Guard) Policy() *Policy { return g.state.Load().policy }
+// errZeroGuard is returned by the methods of a Guard not built with [New].
+var errZeroGuard = errors.New("authz: Guard not built with New")
+
+// Policy returns the policy in force; nil for a Guard not built with [New].
+func (g *Guard) Policy() *Policy {
+	if st := g.state.Load(); st != nil {
+		return st.policy
+	}
+	return nil
+}
+
+// policyVersion returns the version of the policy in force; "" for a Guard
+// not built with [New].
+func (g *Guard) policyVersion() string {
+	if p := g.Policy(); p != nil {
+		return p.version
+	}
+	return ""
+}
 
 // Update replaces the policy in force with p, atomically: a check sees
 // either the old policy or the new one, never a mix, and readers never
@@ -164,6 +183,9 @@ func (g *Guard) Policy() *Policy { return g.state.Load().policy }
 func (g *Guard) Update(p *Policy) error {
 	if p == nil {
 		return errors.New("authz: Update: nil policy")
+	}
+	if g.state.Load() == nil {
+		return errZeroGuard
 	}
 	g.state.Store(index(p))
 	return nil

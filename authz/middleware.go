@@ -83,7 +83,7 @@ func (g *Guard) DescribeError(ctx context.Context, tool string, err error) error
 // and the log and must not contain argument values or secrets; c's
 // Destination should be canonical (it is reported as is).
 func (g *Guard) Deny(ctx context.Context, c Call, rule, reason string, err error) error {
-	d := Decision{Rule: rule, Reason: reason, Err: err, Destination: c.Destination, PolicyVersion: g.state.Load().policy.version}
+	d := Decision{Rule: rule, Reason: reason, Err: err, Destination: c.Destination, PolicyVersion: g.policyVersion()}
 	t, _ := TaskFrom(ctx)
 	if t != nil {
 		d.Task = t.id
@@ -96,7 +96,7 @@ func (g *Guard) Deny(ctx context.Context, c Call, rule, reason string, err error
 
 func (g *Guard) denyDescribe(ctx context.Context, tool string, err error) error {
 	d := Decision{Rule: RuleDescribe, Reason: "could not describe the call: " + err.Error(), Err: err,
-		PolicyVersion: g.state.Load().policy.version}
+		PolicyVersion: g.policyVersion()}
 	t, _ := TaskFrom(ctx)
 	if t != nil {
 		d.Task = t.id

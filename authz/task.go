@@ -159,6 +159,9 @@ func (g *Guard) Begin(ctx context.Context, spec TaskSpec) (context.Context, *Tas
 	if err := ctx.Err(); err != nil {
 		return nil, nil, fmt.Errorf("authz: begin: %w", err)
 	}
+	if g.state.Load() == nil {
+		return nil, nil, errZeroGuard
+	}
 	parent, _ := TaskFrom(ctx)
 	if parent != nil && parent.guard != g {
 		return nil, nil, fmt.Errorf("authz: begin: the context's task belongs to another guard")

@@ -18,6 +18,9 @@ type cacheConfig struct {
 	maxEntries int
 }
 
+// errZeroCache is returned by Set on a Cache not built with NewCache.
+var errZeroCache = errors.New("contextguard: Cache not built with NewCache")
+
 // DefaultCacheMaxEntries bounds a cache's entries per task unless
 // [WithMaxEntries] says otherwise.
 const DefaultCacheMaxEntries = 10_000
@@ -25,7 +28,8 @@ const DefaultCacheMaxEntries = 10_000
 // Cache is a task-scoped cache: entries are keyed by task, so a cached
 // tool result is never served to another task; an entry lives at most
 // until its TTL and its task's deadline, and a task's entries are dropped
-// when it ends. A Cache is safe for concurrent use.
+// when it ends. A Cache is safe for concurrent use. Build it with
+// [NewCache]: a zero Cache misses on Get and refuses Set.
 type Cache[V any] struct {
 	cfg cacheConfig
 	err error // the first invalid option: the cache is inert
@@ -60,7 +64,7 @@ func NewCache[V any](opts ...CacheOption) *Cache[V] {
 // expired entries and ended tasks are misses.
 func (c *Cache[V]) Get(t *authz.Task, key string) (V, bool) {
 	var zero V
-	if t == nil || t.Ended() || c.err != nil {
+	if t == nil || t.Ended() || c.err != nil || c.cfg.clock == nil {
 		return zero, false
 	}
 	now := c.cfg.clock()
@@ -83,6 +87,9 @@ func (c *Cache[V]) Get(t *authz.Task, key string) (V, bool) {
 func (c *Cache[V]) Set(t *authz.Task, key string, v V, ttl time.Duration) error {
 	if c.err != nil {
 		return c.err
+	}
+	if c.cfg.clock == nil {
+		return errZeroCache
 	}
 	if t == nil || t.Ended() {
 		return ErrTaskEnded

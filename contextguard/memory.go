@@ -25,6 +25,10 @@ var ErrTaskEnded = errors.New("contextguard: task ended")
 // sub-task to receive its ancestor's context is [Memory.Handoff].
 var ErrAncestorMemory = errors.New("contextguard: a sub-task may not use an ancestor's memory")
 
+// errZeroStore is returned by the memories of a Store not built with
+// NewStore.
+var errZeroStore = errors.New("contextguard: Store not built with NewStore")
+
 // Entry is one item of a task's conversation memory.
 type Entry struct {
 	// Role is the speaker: "user", "assistant", "tool", "system".
@@ -99,7 +103,9 @@ const DefaultMaxEntries = 100_000
 
 // Store holds the memories of tasks. The only way to a memory is through
 // its task: [Store.For]. There is no way to list tasks or to read another
-// task's entries. A Store is safe for concurrent use.
+// task's entries. A Store is safe for concurrent use. Build it with
+// [NewStore]: a zero Store is inert, and every method of the memories it
+// hands out returns an error.
 type Store struct {
 	redactor   Redactor
 	backend    Backend
@@ -136,7 +142,7 @@ func NewStore(opts ...Option) *Store {
 // Memory. For a nil or ended task it returns a Memory whose methods return
 // ErrTaskEnded. When t ends its memory is wiped.
 func (s *Store) For(t *authz.Task) *Memory {
-	if t == nil || s.err != nil {
+	if t == nil || s.err != nil || s.backend == nil {
 		return &Memory{store: s, ended: true}
 	}
 	s.mu.Lock()
@@ -331,6 +337,9 @@ func (m *Memory) Handoff(ctx context.Context, child *authz.Task, opts ...Handoff
 func (m *Memory) check() error {
 	if err := m.store.err; err != nil {
 		return err
+	}
+	if m.store.backend == nil {
+		return errZeroStore
 	}
 	if m.task == nil || m.task.Ended() {
 		return ErrTaskEnded

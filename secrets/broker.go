@@ -77,6 +77,10 @@ func WithRevokeTimeout(d time.Duration) Option {
 // lease is authorized by the guard, lives at most until its TTL, the
 // broker's max TTL and its task's deadline, and is revoked when its task
 // ends. A Broker is safe for concurrent use; Close it when done.
+//
+// Build a Broker with [NewBroker]. The zero Broker is inert: Lease returns
+// an error, Redact returns its input (nothing was leased), Close succeeds
+// once, and no method panics.
 type Broker struct {
 	guard         *authz.Guard
 	src           Source
@@ -129,6 +133,9 @@ type snapshot struct {
 	expiry time.Time // when the first lingering value expires; zero if none
 	err    error     // the matcher could not be built: redact and inspect fail closed
 }
+
+// errZeroBroker is returned by Lease on a Broker not built with NewBroker.
+var errZeroBroker = errors.New("secrets: Broker not built with NewBroker")
 
 // maxPendingErrors bounds the revoke failures a broker keeps for Flush.
 const maxPendingErrors = 100
@@ -243,6 +250,9 @@ func validName(name string) error {
 // and a value shorter than redact.MinLen bytes (too short to be redacted)
 // are errors. Lease calls the source and may block as long as it does.
 func (b *Broker) Lease(ctx context.Context, name string, opts ...LeaseOption) (*Lease, error) {
+	if b.guard == nil {
+		return nil, errZeroBroker
+	}
 	if err := validName(name); err != nil {
 		return nil, err
 	}
@@ -498,6 +508,9 @@ func (b *Broker) Live() int {
 // use and does not block on the source. If the redaction index cannot be
 // built, Redact fails closed and returns [Redacted] alone.
 func (b *Broker) Redact(s string) string {
+	if b.clock == nil { // a zero Broker has leased nothing
+		return s
+	}
 	snap := b.snapshot()
 	if snap.err != nil {
 		return Redacted
