@@ -1,6 +1,8 @@
 package authz
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"reflect"
@@ -255,6 +257,12 @@ var celEnv = sync.OnceValues(func() (*cel.Env, error) {
 		cel.Function("within",
 			cel.MemberOverload("string_within_string", []*cel.Type{cel.StringType, cel.StringType}, cel.BoolType,
 				cel.BinaryBinding(celWithin))),
+		cel.Function("sha256",
+			cel.Overload("sha256_string", []*cel.Type{cel.StringType}, cel.StringType,
+				cel.UnaryBinding(celSHA256))),
+		cel.Function("urls",
+			cel.MemberOverload("string_urls", []*cel.Type{cel.StringType}, cel.ListType(cel.StringType),
+				cel.UnaryBinding(celURLs))),
 		cel.OptionalTypes(),
 		cel.CrossTypeNumericComparisons(true),
 		cel.DefaultUTCTimeZone(true),
@@ -325,8 +333,95 @@ func (costEstimator) EstimateCallCost(fn, overload string, target *cost.AstNode,
 	case "string_glob_string", "string_within_string":
 		// Linear in the lengths of both strings.
 		return cost.NewCallEstimate(cost.RangedCostEstimate(1, 1+2*MaxDestinationSize/10), nil)
+	case "sha256_string":
+		return cost.NewCallEstimate(cost.RangedCostEstimate(1, 1+inputSizeOf(args[0])/10), nil)
+	case "string_urls":
+		// One pass over the text; at most one URL per 8 bytes.
+		n := inputSizeOf(*target)
+		return cost.NewCallEstimate(cost.RangedCostEstimate(1, 1+n/10), &cost.SizeEstimate{Min: 0, Max: n/8 + 1})
 	}
 	return nil
+}
+
+// inputSizeOf is the largest size n may have: its computed size, or the
+// input bound when it has none.
+func inputSizeOf(n cost.AstNode) uint64 {
+	if sz := n.ComputedSize(); sz != nil {
+		return sz.Max
+	}
+	return MaxInputSize
+}
+
+// celSHA256 implements sha256(s): the lower-case hex SHA-256 of s, for
+// pinning an argument to a value without storing the value.
+func celSHA256(v ref.Val) ref.Val {
+	s, ok := v.(types.String)
+	if !ok {
+		return types.NewErr("sha256: want a string")
+	}
+	sum := sha256.Sum256([]byte(s))
+	return types.String(hex.EncodeToString(sum[:]))
+}
+
+// maxURLs bounds the URLs urls() returns; more is an error (deny).
+const maxURLs = 1024
+
+// celURLs implements s.urls(): the canonical text of every http(s) URL in
+// s, in order. A URL is "http://" or "https://" (any case) up to white
+// space or one of <>"'`; trailing punctuation .,;:!?)] is not part of it. A
+// URL that does not canonicalise, or more than maxURLs of them, is an
+// error, which denies: a link a rule cannot read must not slip through.
+// Links without a scheme ("www.example.org") are not found.
+func celURLs(v ref.Val) ref.Val {
+	s, ok := v.(types.String)
+	if !ok {
+		return types.NewErr("urls: want a string")
+	}
+	found, err := extractURLs(string(s))
+	if err != nil {
+		return types.NewErr("urls: %v", err)
+	}
+	return types.NewStringList(types.DefaultTypeAdapter, found)
+}
+
+func extractURLs(text string) ([]string, error) {
+	out := []string{}
+	for i := 0; i < len(text); {
+		j := indexScheme(text, i)
+		if j < 0 {
+			break
+		}
+		end := j
+		for end < len(text) && !strings.ContainsRune(" \t\r\n<>\"'`", rune(text[end])) {
+			end++
+		}
+		raw := strings.TrimRight(text[j:end], ".,;:!?)]")
+		i = end
+		if len(out) == maxURLs {
+			return nil, fmt.Errorf("more than %d URLs", maxURLs)
+		}
+		_, canon, err := dest.ParseText(raw, "")
+		if err != nil {
+			return nil, errors.New("a URL in the text is not a valid destination")
+		}
+		out = append(out, canon)
+	}
+	return out, nil
+}
+
+// indexScheme returns the index of the next "http://" or "https://" (any
+// case) at or after i, or -1.
+func indexScheme(text string, i int) int {
+	for ; i+7 <= len(text); i++ {
+		if text[i] != 'h' && text[i] != 'H' {
+			continue
+		}
+		rest := text[i:]
+		if len(rest) >= 7 && strings.EqualFold(rest[:7], "http://") || len(rest) >= 8 && strings.EqualFold(rest[:8], "https://") {
+			return i
+		}
+	}
+	return -1
 }
 
 // program is one compiled `when` expression.
