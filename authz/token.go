@@ -201,16 +201,8 @@ func (g *Guard) Resume(ctx context.Context, token string) (context.Context, *Tas
 		return nil, nil, fmt.Errorf("%w: token too long", ErrToken)
 	}
 	var claims taskClaims
-	_, err := jwt.ParseWithClaims(token, &claims, g.tokenKey,
-		jwt.WithValidMethods([]string{jwt.SigningMethodEdDSA.Alg()}),
-		jwt.WithAudience(g.name),
-		jwt.WithExpirationRequired(),
-		jwt.WithIssuedAt(),
-		jwt.WithTimeFunc(g.now),
-		jwt.WithStrictDecoding(),
-	)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%w: %s", ErrToken, tokenReason(err))
+	if err := g.verifySigned(token, &claims); err != nil {
+		return nil, nil, err
 	}
 	sc := claims.Task
 	if sc.ID == "" || sc.Agent == "" || sc.Agent != claims.Subject {
@@ -359,16 +351,8 @@ func (g *Guard) ApplyReport(ctx context.Context, report string) error {
 		return fmt.Errorf("%w: report too long", ErrToken)
 	}
 	var claims reportClaims
-	_, err := jwt.ParseWithClaims(report, &claims, g.tokenKey,
-		jwt.WithValidMethods([]string{jwt.SigningMethodEdDSA.Alg()}),
-		jwt.WithAudience(g.name),
-		jwt.WithExpirationRequired(),
-		jwt.WithIssuedAt(),
-		jwt.WithTimeFunc(g.now),
-		jwt.WithStrictDecoding(),
-	)
-	if err != nil {
-		return fmt.Errorf("%w: %s", ErrToken, tokenReason(err))
+	if err := g.verifySigned(report, &claims); err != nil {
+		return err
 	}
 	target := t
 	for target != nil && target.id != claims.Subject {
@@ -389,6 +373,24 @@ func (g *Guard) ApplyReport(ctx context.Context, report string) error {
 			break
 		}
 		target.Observe(claims.Issuer+": "+src, tt.Sensitivity, !tt.Untrusted)
+	}
+	return nil
+}
+
+// verifySigned verifies a token or report addressed to this guard: EdDSA
+// by a trusted key, this guard's name in the audience, within its
+// lifetime. The error wraps ErrToken and says why without quoting it.
+func (g *Guard) verifySigned(token string, claims jwt.Claims) error {
+	_, err := jwt.ParseWithClaims(token, claims, g.tokenKey,
+		jwt.WithValidMethods([]string{jwt.SigningMethodEdDSA.Alg()}),
+		jwt.WithAudience(g.name),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithTimeFunc(g.now),
+		jwt.WithStrictDecoding(),
+	)
+	if err != nil {
+		return fmt.Errorf("%w: %s", ErrToken, tokenReason(err))
 	}
 	return nil
 }
