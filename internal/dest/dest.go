@@ -140,103 +140,86 @@ func defaultPort(scheme string) int {
 	return p
 }
 
+// networkPorts maps each scheme that names a network protocol whose
+// authority is a host (parsed as KindURL) to its default port (0 if it has
+// none).
+var networkPorts = map[string]int{
+	"http":        80,
+	"ws":          80,
+	"git+http":    80,
+	"dav":         80,
+	"https":       443,
+	"wss":         443,
+	"git+https":   443,
+	"davs":        443,
+	"ftp":         21,
+	"ftps":        990,
+	"ssh":         22,
+	"sftp":        22,
+	"scp":         22,
+	"git+ssh":     22,
+	"ssh+git":     22,
+	"svn+ssh":     22,
+	"telnet":      23,
+	"smtp":        25,
+	"dns":         53,
+	"gopher":      70,
+	"pop3":        110,
+	"nntp":        119,
+	"ntp":         123,
+	"imap":        143,
+	"snmp":        161,
+	"ldap":        389,
+	"smb":         445,
+	"cifs":        445,
+	"smtps":       465,
+	"rtsp":        554,
+	"ldaps":       636,
+	"imaps":       993,
+	"pop3s":       995,
+	"socks":       1080,
+	"socks4":      1080,
+	"socks4a":     1080,
+	"socks5":      1080,
+	"socks5h":     1080,
+	"mssql":       1433,
+	"sqlserver":   1433,
+	"mqtt":        1883,
+	"rtmp":        1935,
+	"nfs":         2049,
+	"mysql":       3306,
+	"rdp":         3389,
+	"svn":         3690,
+	"nats":        4222,
+	"sip":         5060,
+	"sips":        5061,
+	"postgres":    5432,
+	"postgresql":  5432,
+	"amqps":       5671,
+	"amqp":        5672,
+	"vnc":         5900,
+	"redis":       6379,
+	"rediss":      6379,
+	"irc":         6667,
+	"ircs":        6697,
+	"mqtts":       8883,
+	"kafka":       9092,
+	"git":         9418,
+	"memcached":   11211,
+	"mongodb":     27017,
+	"mongodb+srv": 0,
+	"tcp":         0,
+	"udp":         0,
+	"grpc":        0,
+	"grpcs":       0,
+}
+
 // networkScheme reports whether scheme names a network protocol whose
 // authority is a host (parsed as KindURL) and returns its default port (0 if
 // it has none).
 func networkScheme(scheme string) (port int, ok bool) {
-	switch scheme {
-	case "http", "ws", "git+http", "dav":
-		return 80, true
-	case "https", "wss", "git+https", "davs":
-		return 443, true
-	case "ftp":
-		return 21, true
-	case "ftps":
-		return 990, true
-	case "ssh", "sftp", "scp", "git+ssh", "ssh+git", "svn+ssh":
-		return 22, true
-	case "telnet":
-		return 23, true
-	case "smtp":
-		return 25, true
-	case "dns":
-		return 53, true
-	case "gopher":
-		return 70, true
-	case "pop3":
-		return 110, true
-	case "nntp":
-		return 119, true
-	case "ntp":
-		return 123, true
-	case "imap":
-		return 143, true
-	case "snmp":
-		return 161, true
-	case "ldap":
-		return 389, true
-	case "smb", "cifs":
-		return 445, true
-	case "smtps":
-		return 465, true
-	case "rtsp":
-		return 554, true
-	case "ldaps":
-		return 636, true
-	case "imaps":
-		return 993, true
-	case "pop3s":
-		return 995, true
-	case "socks", "socks4", "socks4a", "socks5", "socks5h":
-		return 1080, true
-	case "mssql", "sqlserver":
-		return 1433, true
-	case "mqtt":
-		return 1883, true
-	case "rtmp":
-		return 1935, true
-	case "nfs":
-		return 2049, true
-	case "mysql":
-		return 3306, true
-	case "rdp":
-		return 3389, true
-	case "svn":
-		return 3690, true
-	case "nats":
-		return 4222, true
-	case "sip":
-		return 5060, true
-	case "sips":
-		return 5061, true
-	case "postgres", "postgresql":
-		return 5432, true
-	case "amqps":
-		return 5671, true
-	case "amqp":
-		return 5672, true
-	case "vnc":
-		return 5900, true
-	case "redis", "rediss":
-		return 6379, true
-	case "irc":
-		return 6667, true
-	case "ircs":
-		return 6697, true
-	case "mqtts":
-		return 8883, true
-	case "kafka":
-		return 9092, true
-	case "git":
-		return 9418, true
-	case "memcached":
-		return 11211, true
-	case "mongodb":
-		return 27017, true
-	case "mongodb+srv", "tcp", "udp", "grpc", "grpcs":
-		return 0, true
-	}
-	return 0, false
+	port, ok = networkPorts[scheme]
+	return port, ok
 }
 
 // opaqueScheme reports the schemes whose authority names a resource rather

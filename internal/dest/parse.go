@@ -134,29 +134,7 @@ func relPath(raw, workdir string) (Destination, error) {
 func parseScheme(raw, scheme, rest string) (Destination, error) {
 	switch {
 	case scheme == "mailto":
-		if strings.HasPrefix(rest, "//") {
-			return fail(raw, `mailto takes no "//": write mailto:user@host`)
-		}
-		if i := strings.IndexAny(rest, "?#"); i >= 0 {
-			if err := checkEscapes(rest[i:]); err != nil {
-				return fail(raw, "%v in query or fragment", err)
-			}
-			if reason := checkMailtoHeaders(rest[i:]); reason != "" {
-				return fail(raw, "%s", reason)
-			}
-			rest = rest[:i]
-		}
-		addr, err := percentDecode(rest)
-		if err != nil {
-			return fail(raw, "%v in mailto address", err)
-		}
-		if _, reason := scanText(addr); reason != "" {
-			return fail(raw, "decoded mailto address has %s", reason)
-		}
-		if strings.ContainsAny(addr, ",;") {
-			return fail(raw, "mailto with several recipients (',' or ';' in the address)")
-		}
-		return parseEmail(raw, addr)
+		return parseMailto(raw, rest)
 	case scheme == "file":
 		return parseFileURL(raw, rest)
 	case forbiddenScheme(scheme):
@@ -371,6 +349,34 @@ func parseFileURL(raw, rest string) (Destination, error) {
 		dec = "/"
 	}
 	return Destination{Kind: KindFile, Scheme: "file", Path: path.Clean(dec)}, nil
+}
+
+// parseMailto handles "mailto:rest": one recipient, percent-decoded, and
+// only the header fields checkMailtoHeaders allows.
+func parseMailto(raw, rest string) (Destination, error) {
+	if strings.HasPrefix(rest, "//") {
+		return fail(raw, `mailto takes no "//": write mailto:user@host`)
+	}
+	if i := strings.IndexAny(rest, "?#"); i >= 0 {
+		if err := checkEscapes(rest[i:]); err != nil {
+			return fail(raw, "%v in query or fragment", err)
+		}
+		if reason := checkMailtoHeaders(rest[i:]); reason != "" {
+			return fail(raw, "%s", reason)
+		}
+		rest = rest[:i]
+	}
+	addr, err := percentDecode(rest)
+	if err != nil {
+		return fail(raw, "%v in mailto address", err)
+	}
+	if _, reason := scanText(addr); reason != "" {
+		return fail(raw, "decoded mailto address has %s", reason)
+	}
+	if strings.ContainsAny(addr, ",;") {
+		return fail(raw, "mailto with several recipients (',' or ';' in the address)")
+	}
+	return parseEmail(raw, addr)
 }
 
 // parseEmail handles addr, a bare or decoded mailto address.
