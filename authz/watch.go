@@ -172,7 +172,7 @@ func (w *Watcher) poll(ctx context.Context, t *time.Ticker) {
 // returning when the files changed. Most callers let the polling goroutine
 // reload; Reload is for callers that know the files just changed.
 func (w *Watcher) Reload() error {
-	version, err, changed := w.reload()
+	version, changed, err := w.reload()
 	if !changed {
 		return err
 	}
@@ -184,16 +184,16 @@ func (w *Watcher) Reload() error {
 
 // reload does the work of Reload without calling the callbacks. changed
 // reports an attempt that found changed files.
-func (w *Watcher) reload() (version string, err error, changed bool) {
+func (w *Watcher) reload() (version string, changed bool, err error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
-		return "", ErrClosed, false
+		return "", false, ErrClosed
 	}
 	// A read error is part of the fingerprint; LoadPolicyFiles reports it.
 	fp, _ := fingerprintFiles(w.patterns)
 	if fp == w.fingerprint {
-		return "", nil, false
+		return "", false, nil
 	}
 	w.fingerprint = fp
 	prev := w.status.Load()
@@ -203,10 +203,10 @@ func (w *Watcher) reload() (version string, err error, changed bool) {
 	}
 	if err != nil {
 		w.status.Store(&watchStatus{version: prev.version, err: err})
-		return "", err, true
+		return "", true, err
 	}
 	w.status.Store(&watchStatus{version: p.Version()})
-	return p.Version(), nil, true
+	return p.Version(), true, nil
 }
 
 // Err returns the error of the last reload attempt that found changed
