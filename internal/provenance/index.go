@@ -1,0 +1,241 @@
+package provenance
+
+import "sync"
+
+const (
+	// DefaultMaxBytes is the cap on untrusted text that [New] uses when
+	// given a cap of zero or less, and that the zero [Index] uses.
+	DefaultMaxBytes = 1 << 20
+
+	// generations is the number of chunks the untrusted cap is divided
+	// into: eviction drops one chunk, the oldest, at a time.
+	generations = 4
+)
+
+// Index records the text a task observed and answers whether a value occurs
+// in it, separately for trusted and untrusted text.
+//
+// An Index is safe for concurrent use. [Index.Seen], [Index.Truncated] and
+// [Index.Size] take a read lock and never wait for each other;
+// [Index.Add] and [Index.Wipe] take the write lock. None of the methods
+// calls out of the package or blocks otherwise.
+//
+// The zero Index is empty and usable, with the default caps of
+// [DefaultMaxBytes]. A nil *Index holds nothing: Seen and Truncated report
+// false, Size 0, and Add and Wipe do nothing.
+type Index struct {
+	mu sync.RWMutex
+	// The fields below are guarded by mu.
+	maxBytes  int // cap on untrusted text; 0 means DefaultMaxBytes
+	untrusted []*chunk
+	trusted   *chunk
+	truncated bool
+	wiped     bool
+}
+
+// chunk is one automaton over texts separated by symSep.
+type chunk struct {
+	a     *automaton
+	bytes int // normalised text bytes added, separators included
+}
+
+// New returns an empty Index that holds at most maxBytes bytes of
+// normalised untrusted text and maxBytes/4 bytes of normalised trusted text,
+// or [DefaultMaxBytes] and DefaultMaxBytes/4 when maxBytes <= 0.
+//
+// The memory an Index holds is about 45 bytes per byte of text (see
+// [Index.Size]), so the default caps bound it at about 56 MiB.
+func New(maxBytes int) *Index {
+	if maxBytes <= 0 {
+		maxBytes = DefaultMaxBytes
+	}
+	return &Index{maxBytes: maxBytes}
+}
+
+// caps returns the caps on untrusted and trusted text. Requires mu held.
+func (ix *Index) caps() (untrusted, trusted int) {
+	m := ix.maxBytes
+	if m <= 0 {
+		m = DefaultMaxBytes
+	}
+	return m, m / 4
+}
+
+// Add records text as observed, trusted or not. Text is normalised as
+// described in the package documentation; text that normalises to nothing
+// is ignored, and so is every Add after [Index.Wipe]. Add does not retain
+// text.
+//
+// Untrusted text beyond the cap evicts the oldest untrusted text, a quarter
+// of the cap at a time, and sets [Index.Truncated]; a single text longer
+// than the whole cap keeps only its end. Trusted text beyond its cap is
+// ignored instead, so the earliest trusted text (typically the system
+// prompt and the user's request) is kept; dropping trusted text can only
+// turn a fromTrusted answer from true to false. A cut never splits a word.
+//
+// Add takes time linear in len(text) (about 4 MB/s) and holds the write
+// lock meanwhile.
+func (ix *Index) Add(text string, trusted bool) {
+	if ix == nil {
+		return
+	}
+	norm := appendNormal(nil, text)
+	if len(norm) == 0 {
+		return
+	}
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	if ix.wiped {
+		clear(norm)
+		return
+	}
+	maxU, maxT := ix.caps()
+	if trusted {
+		ix.addTrusted(norm, maxT)
+	} else {
+		ix.addUntrusted(norm, maxU)
+	}
+	clear(norm)
+}
+
+// addTrusted requires mu held.
+func (ix *Index) addTrusted(norm []byte, limit int) {
+	if ix.trusted == nil {
+		ix.trusted = &chunk{a: newAutomaton()}
+	}
+	room := limit - ix.trusted.bytes - 1 // one byte for the separator
+	if room <= 0 {
+		return
+	}
+	if norm = trimTail(norm, room); len(norm) > 0 {
+		ix.trusted.add(norm)
+	}
+}
+
+// addUntrusted requires mu held.
+func (ix *Index) addUntrusted(norm []byte, limit int) {
+	if len(norm)+1 > limit {
+		norm = trimHead(norm, limit-1)
+		ix.truncated = true
+		if len(norm) == 0 {
+			return
+		}
+	}
+	chunkCap := max(limit/generations, 1)
+	n := len(ix.untrusted)
+	if n == 0 || ix.untrusted[n-1].bytes > 0 && ix.untrusted[n-1].bytes+len(norm)+1 > chunkCap {
+		ix.untrusted = append(ix.untrusted, &chunk{a: newAutomaton()})
+		n++
+	}
+	total := len(norm) + 1
+	for _, c := range ix.untrusted {
+		total += c.bytes
+	}
+	for total > limit && len(ix.untrusted) > 1 {
+		old := ix.untrusted[0]
+		total -= old.bytes
+		old.a.wipe()
+		ix.untrusted[0] = nil
+		ix.untrusted = ix.untrusted[1:]
+		ix.truncated = true
+	}
+	ix.untrusted[len(ix.untrusted)-1].add(norm)
+}
+
+// add appends normalised text and a separator.
+func (c *chunk) add(norm []byte) {
+	syms := appendSymbols(make([]uint16, 0, len(norm)+1), norm)
+	syms = append(syms, symSep)
+	c.a.reserve(len(syms))
+	for _, s := range syms {
+		c.a.extend(s)
+	}
+	c.bytes += len(syms)
+	clear(syms)
+}
+
+// Seen reports whether value, normalised, occurs in the text observed with
+// the given trust, delimited on each side by a non-word rune or an edge of
+// a text (see the package documentation). A value that normalises to
+// nothing is never seen.
+//
+// Seen takes time linear in len(value) and independent of how much text
+// was observed, times the number of untrusted chunks (usually 4 or 5, at most 9). It does
+// not allocate for values up to 256 bytes.
+func (ix *Index) Seen(value string, trusted bool) bool {
+	if ix == nil {
+		return false
+	}
+	var nbuf [256]byte
+	var sbuf [256]uint16
+	norm := appendNormal(nbuf[:0], value)
+	if len(norm) == 0 {
+		return false
+	}
+	syms := appendSymbols(sbuf[:0], norm)
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	if trusted {
+		return ix.trusted != nil && ix.trusted.a.contains(syms)
+	}
+	for i := len(ix.untrusted) - 1; i >= 0; i-- {
+		if ix.untrusted[i].a.contains(syms) {
+			return true
+		}
+	}
+	return false
+}
+
+// Truncated reports whether untrusted text was dropped to respect the cap,
+// so that [Index.Seen] with trusted == false may miss a value the task did
+// observe. Rules that deny on untrusted provenance should fail closed when
+// it is true. Truncated stays true until the Index is wiped, and is false
+// after [Index.Wipe].
+func (ix *Index) Truncated() bool {
+	if ix == nil {
+		return false
+	}
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	return ix.truncated
+}
+
+// Wipe zeroes and drops everything the Index holds, typically when its
+// task ends. Afterwards Seen reports false, Size 0, and Add does nothing.
+// Wipe is idempotent.
+func (ix *Index) Wipe() {
+	if ix == nil {
+		return
+	}
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	for i, c := range ix.untrusted {
+		c.a.wipe()
+		ix.untrusted[i] = nil
+	}
+	ix.untrusted = nil
+	if ix.trusted != nil {
+		ix.trusted.a.wipe()
+		ix.trusted = nil
+	}
+	ix.truncated = false
+	ix.wiped = true
+}
+
+// Size returns the number of bytes of memory the Index holds for its
+// automata, trusted and untrusted, about 45 per byte of normalised text.
+func (ix *Index) Size() int {
+	if ix == nil {
+		return 0
+	}
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	n := 0
+	for _, c := range ix.untrusted {
+		n += c.a.size()
+	}
+	if ix.trusted != nil {
+		n += ix.trusted.a.size()
+	}
+	return n
+}
