@@ -3,6 +3,7 @@ package authz
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 )
 
@@ -13,28 +14,58 @@ type Redactor interface {
 }
 
 // RedactAuditWith makes every later audit record pass its destination,
-// reason and error through r. NewBroker registers the broker this way, so
-// a leased value in a URL path never reaches the log. Safe for concurrent
-// use; redactors accumulate.
-func (g *Guard) RedactAuditWith(r Redactor) {
+// reason and error through r, until remove is called. NewBroker registers
+// the broker this way, so a leased value in a URL path never reaches the
+// log, and Broker.Close removes it. Redactors accumulate and run in the
+// order they were added; registering r twice adds it twice, and each
+// remove takes away its own registration. remove is idempotent and safe
+// for concurrent use. A nil r is ignored (remove does nothing).
+// RedactAuditWith is safe for concurrent use and does not block on
+// checks in flight: a record being written sees the redactors before or
+// after the change, never a mix.
+func (g *Guard) RedactAuditWith(r Redactor) (remove func()) {
 	if r == nil {
-		return
+		return func() {}
 	}
+	e := &auditRedactor{r: r}
 	g.redactMu.Lock()
 	defer g.redactMu.Unlock()
-	var list []Redactor
+	var list []*auditRedactor
 	if p := g.redactors.Load(); p != nil {
 		list = append(list, *p...)
 	}
-	list = append(list, r)
+	list = append(list, e)
+	g.redactors.Store(&list)
+	var once sync.Once
+	return func() { once.Do(func() { g.removeRedactor(e) }) }
+}
+
+// auditRedactor is one registration of a redactor: removal is by
+// registration, so redactors need not be comparable.
+type auditRedactor struct{ r Redactor }
+
+// removeRedactor drops registration e from the audit redactors.
+func (g *Guard) removeRedactor(e *auditRedactor) {
+	g.redactMu.Lock()
+	defer g.redactMu.Unlock()
+	p := g.redactors.Load()
+	if p == nil {
+		return
+	}
+	list := make([]*auditRedactor, 0, len(*p))
+	for _, x := range *p {
+		if x != e {
+			list = append(list, x)
+		}
+	}
 	g.redactors.Store(&list)
 }
 
 // redact applies the audit redactors to s.
 func (g *Guard) redact(s string) string {
 	if p := g.redactors.Load(); p != nil && s != "" {
-		for _, r := range *p {
-			s = r.Redact(s)
+		for _, e := range *p {
+			s = e.r.Redact(s)
 		}
 	}
 	return s

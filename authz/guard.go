@@ -128,7 +128,7 @@ type Guard struct {
 	state atomic.Pointer[compiled]
 
 	redactMu  sync.Mutex
-	redactors atomic.Pointer[[]Redactor]
+	redactors atomic.Pointer[[]*auditRedactor]
 }
 
 // New returns a guard configured by opts. With no policy every call is

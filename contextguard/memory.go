@@ -50,10 +50,9 @@ type Entry struct {
 	Time time.Time
 }
 
-// Redactor rewrites text before it is stored; *secrets.Broker is one.
-type Redactor interface {
-	Redact(string) string
-}
+// Redactor rewrites text before it is stored. It is [authz.Redactor], so
+// one value (a *secrets.Broker) serves the audit log and memory alike.
+type Redactor = authz.Redactor
 
 // Option configures a [Store]. [WithClock] and [WithMaxEntries] are
 // Options too (and [CacheOption]s). A nil Option is skipped.

@@ -89,6 +89,7 @@ type Broker struct {
 	realClock     bool
 	logger        *slog.Logger
 	revokeTimeout time.Duration
+	unregister    func() // removes the broker from the guard's audit redactors
 
 	// mu guards the fields below it.
 	mu     sync.Mutex
@@ -142,7 +143,7 @@ const maxPendingErrors = 100
 
 // NewBroker returns a broker leasing secrets of src under guard g. It
 // registers itself with g.RedactAuditWith, so live lease values never reach
-// the guard's audit log.
+// the guard's audit log, until [Broker.Close].
 func NewBroker(g *authz.Guard, src Source, opts ...Option) (*Broker, error) {
 	if g == nil {
 		return nil, errors.New("secrets: NewBroker: nil guard")
@@ -163,7 +164,7 @@ func NewBroker(g *authz.Guard, src Source, opts ...Option) (*Broker, error) {
 		}
 	}
 	_, b.longLived = src.(noopRevoker)
-	g.RedactAuditWith(b)
+	b.unregister = g.RedactAuditWith(b)
 	return b, nil
 }
 
@@ -605,8 +606,10 @@ func (b *Broker) Flush() error {
 
 // Close revokes every live lease, waits for the revocations and returns
 // the revoke failures not yet flushed. Later leases fail with ErrClosed and
-// a second Close returns ErrClosed. The broker starts no goroutines of its
-// own; Close stops its expiry timers.
+// a second Close returns ErrClosed. Close removes the broker from the
+// guard's audit redactors, so a guard that outlives many brokers does not
+// keep them; Broker.Redact itself keeps working. The broker starts no
+// goroutines of its own; Close stops its expiry timers.
 func (b *Broker) Close() error {
 	b.mu.Lock()
 	if b.closed {
@@ -621,6 +624,9 @@ func (b *Broker) Close() error {
 	b.mu.Unlock()
 	for _, l := range live {
 		l.kill(ErrLeaseRevoked)
+	}
+	if b.unregister != nil {
+		b.unregister()
 	}
 	return b.Flush()
 }
