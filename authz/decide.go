@@ -61,7 +61,10 @@ func (g *Guard) decide(ctx context.Context, c Call, consume bool, x *Explanation
 			g.audit(ctx, s.t, &s.c, &d, time.Since(start))
 		}
 	}()
-	s.st = g.state.Load()
+	if s.st = g.state.Load(); s.st == nil {
+		s.deny(RuleInternal, "the guard was not built with authz.New", nil)
+		return s.d
+	}
 	s.d.PolicyVersion = s.st.policy.version
 	// The stages, in order; each returns false once it has decided.
 	if s.task() && s.builtins() && s.destination() && s.inspect() && s.rules() && s.quota() {

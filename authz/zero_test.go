@@ -23,7 +23,10 @@ func TestZeroGuard(t *testing.T) {
 		})
 	}
 	run("Check", func(t *testing.T, g *Guard) {
-		assert.Equal(t, Deny, g.Check(ctx, c).Effect)
+		d := g.Check(ctx, c)
+		assert.Equal(t, Deny, d.Effect)
+		assert.Equal(t, RuleInternal, d.Rule)
+		assert.Contains(t, d.Reason, "not built with authz.New", "a zero guard says why, it does not just recover a panic")
 	})
 	run("Authorize", func(t *testing.T, g *Guard) {
 		assert.ErrorIs(t, g.Authorize(ctx, c), ErrDenied)
