@@ -60,8 +60,9 @@
 //
 // Each Index caps normalised untrusted text at the bytes given to [New]
 // ([DefaultMaxBytes], 1 MiB, by default) and trusted text at a quarter of
-// that. The automata take about 45 bytes of memory per byte of text,
-// reported by [Index.Size]. Beyond the untrusted cap the oldest untrusted
+// that. The automata take about 20 to 40 bytes of memory per byte of text,
+// reported by [Index.Size]: a chunk is compacted once a newer one takes
+// over. Beyond the untrusted cap the oldest untrusted
 // text is dropped and [Index.Truncated] turns true, so that rules can fail
 // closed; beyond the trusted cap new trusted text is ignored (see
 // [Index.Add]). The Index never retains the strings given to it.

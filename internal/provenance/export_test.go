@@ -5,3 +5,11 @@ func Normalize(s string) string { return string(appendNormal(nil, s)) }
 
 // IsWord exposes the word rune class to the tests' reference.
 func IsWord(r rune) bool { return isWord(r) }
+
+// SymbolsBothWays returns the symbols of s by the general path and, if s is
+// ASCII, by the fast path.
+func SymbolsBothWays(s string) (general, fast []uint16, ascii bool) {
+	general = appendSymbols(nil, appendNormal(nil, s))
+	fast, ascii = appendSymbolsASCII(nil, s)
+	return general, fast, ascii
+}

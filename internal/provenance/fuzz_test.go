@@ -1,6 +1,7 @@
 package provenance_test
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -47,6 +48,9 @@ func checkNormal(t *testing.T, s string) {
 	}
 	if provenance.Normalize(n) != n {
 		t.Fatalf("Normalize is not idempotent on %q: %q then %q", s, n, provenance.Normalize(n))
+	}
+	if general, fast, ascii := provenance.SymbolsBothWays(s); ascii && !slices.Equal(general, fast) {
+		t.Fatalf("symbols of %q: fast path %v, general %v", s, fast, general)
 	}
 	if strings.HasPrefix(n, " ") || strings.HasSuffix(n, " ") || strings.Contains(n, "  ") {
 		t.Fatalf("Normalize(%q) = %q has untrimmed or uncollapsed space", s, n)

@@ -33,18 +33,45 @@ type Index struct {
 	wiped     bool
 }
 
-// chunk is one automaton over texts separated by symSep.
+// chunk is one automaton over texts separated by symSep: growing (a) while
+// it is the newest untrusted chunk or the trusted one, frozen (f) once a
+// newer chunk took over.
 type chunk struct {
 	a     *automaton
+	f     *frozen
 	bytes int // normalised text bytes added, separators included
+}
+
+func (c *chunk) contains(syms []uint16) bool {
+	if c.f != nil {
+		return c.f.contains(syms)
+	}
+	return c.a.contains(syms)
+}
+
+func (c *chunk) size() int {
+	if c.f != nil {
+		return c.f.size()
+	}
+	return c.a.size()
+}
+
+func (c *chunk) wipe() {
+	if c.f != nil {
+		c.f.wipe()
+	}
+	if c.a != nil {
+		c.a.wipe()
+	}
 }
 
 // New returns an empty Index that holds at most maxBytes bytes of
 // normalised untrusted text and maxBytes/4 bytes of normalised trusted text,
 // or [DefaultMaxBytes] and DefaultMaxBytes/4 when maxBytes <= 0.
 //
-// The memory an Index holds is about 45 bytes per byte of text (see
-// [Index.Size]), so the default caps bound it at about 56 MiB.
+// The memory an Index holds is about 20 to 40 bytes per byte of text (see
+// [Index.Size]; 26 on a MiB of mail-like text), so the default caps bound
+// it at about 40 MiB, reached only by a task that observes that much text.
 func New(maxBytes int) *Index {
 	if maxBytes <= 0 {
 		maxBytes = DefaultMaxBytes
@@ -124,6 +151,10 @@ func (ix *Index) addUntrusted(norm []byte, limit int) {
 	chunkCap := max(limit/generations, 1)
 	n := len(ix.untrusted)
 	if n == 0 || ix.untrusted[n-1].bytes > 0 && ix.untrusted[n-1].bytes+len(norm)+1 > chunkCap {
+		if n > 0 {
+			prev := ix.untrusted[n-1]
+			prev.f, prev.a = prev.a.freeze(), nil
+		}
 		ix.untrusted = append(ix.untrusted, &chunk{a: newAutomaton()})
 		n++
 	}
@@ -134,7 +165,7 @@ func (ix *Index) addUntrusted(norm []byte, limit int) {
 	for total > limit && len(ix.untrusted) > 1 {
 		old := ix.untrusted[0]
 		total -= old.bytes
-		old.a.wipe()
+		old.wipe()
 		ix.untrusted[0] = nil
 		ix.untrusted = ix.untrusted[1:]
 		ix.truncated = true
@@ -166,20 +197,22 @@ func (ix *Index) Seen(value string, trusted bool) bool {
 	if ix == nil {
 		return false
 	}
-	var nbuf [256]byte
 	var sbuf [256]uint16
-	norm := appendNormal(nbuf[:0], value)
-	if len(norm) == 0 {
+	syms, ok := appendSymbolsASCII(sbuf[:0], value)
+	if !ok {
+		var nbuf [256]byte
+		syms = appendSymbols(sbuf[:0], appendNormal(nbuf[:0], value))
+	}
+	if len(syms) == 0 {
 		return false
 	}
-	syms := appendSymbols(sbuf[:0], norm)
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
 	if trusted {
-		return ix.trusted != nil && ix.trusted.a.contains(syms)
+		return ix.trusted != nil && ix.trusted.contains(syms)
 	}
 	for i := len(ix.untrusted) - 1; i >= 0; i-- {
-		if ix.untrusted[i].a.contains(syms) {
+		if ix.untrusted[i].contains(syms) {
 			return true
 		}
 	}
@@ -210,12 +243,12 @@ func (ix *Index) Wipe() {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	for i, c := range ix.untrusted {
-		c.a.wipe()
+		c.wipe()
 		ix.untrusted[i] = nil
 	}
 	ix.untrusted = nil
 	if ix.trusted != nil {
-		ix.trusted.a.wipe()
+		ix.trusted.wipe()
 		ix.trusted = nil
 	}
 	ix.truncated = false
@@ -223,7 +256,9 @@ func (ix *Index) Wipe() {
 }
 
 // Size returns the number of bytes of memory the Index holds for its
-// automata, trusted and untrusted, about 45 per byte of normalised text.
+// automata, trusted and untrusted: about 40 per byte of normalised text in
+// the newest untrusted chunk and the trusted one, still growing, and about
+// 20 in older chunks, kept in a compact form.
 func (ix *Index) Size() int {
 	if ix == nil {
 		return 0
@@ -232,10 +267,10 @@ func (ix *Index) Size() int {
 	defer ix.mu.RUnlock()
 	n := 0
 	for _, c := range ix.untrusted {
-		n += c.a.size()
+		n += c.size()
 	}
 	if ix.trusted != nil {
-		n += ix.trusted.a.size()
+		n += ix.trusted.size()
 	}
 	return n
 }

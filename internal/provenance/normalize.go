@@ -166,3 +166,45 @@ func trimHead(b []byte, n int) []byte {
 	}
 	return b[i:]
 }
+
+// appendSymbolsASCII appends the symbols of the normalised form of s to dst
+// in one pass, as appendSymbols(dst, appendNormal(nil, s)) does, if s is
+// ASCII; otherwise it returns dst unchanged and false.
+func appendSymbolsASCII(dst []uint16, s string) ([]uint16, bool) {
+	start := len(dst)
+	space, prevWord := false, false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= utf8.RuneSelf:
+			return dst[:start], false
+		case c == ' ' || '\t' <= c && c <= '\r':
+			space = true
+			continue
+		case 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		}
+		if space && len(dst) > start {
+			if prevWord {
+				dst[len(dst)-1] |= flagEnd
+			}
+			dst = append(dst, ' ')
+			prevWord = false
+		}
+		space = false
+		w := c == '_' || '0' <= c && c <= '9' || 'a' <= c && c <= 'z'
+		sym := uint16(c)
+		if w && !prevWord {
+			sym |= flagStart
+		}
+		if !w && prevWord {
+			dst[len(dst)-1] |= flagEnd
+		}
+		dst = append(dst, sym)
+		prevWord = w
+	}
+	if prevWord {
+		dst[len(dst)-1] |= flagEnd
+	}
+	return dst, true
+}

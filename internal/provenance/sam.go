@@ -4,7 +4,7 @@ import "slices"
 
 // wideDeg is the number of edges beyond which a state's edges are also
 // entered in the hash table.
-const wideDeg = 16
+const wideDeg = 4
 
 // automaton is the suffix automaton of a sequence of symbols: the smallest
 // deterministic automaton accepting exactly its substrings. It has fewer
@@ -70,6 +70,15 @@ func (a *automaton) edge(s int32, c uint16) int32 {
 		}
 	}
 	return -1
+}
+
+// degree returns the number of edges of s != 0.
+func (a *automaton) degree(s int32) int {
+	n := 0
+	for e := a.head[s]; e >= 0; e = a.next[e] {
+		n++
+	}
+	return n
 }
 
 // addEdge adds the transition s -c-> t; s has none on c yet.
