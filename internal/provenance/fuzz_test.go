@@ -99,6 +99,19 @@ func FuzzSeen(f *testing.F) {
 				t.Fatalf("Seen(%q, true) = %v, want %v; trusted %q", v, got, want, trusted)
 			}
 		}
+		// A cap that holds both untrusted texts but makes the second start
+		// a new chunk, so that the first is compacted.
+		small := provenance.New(len(provenance.Normalize(u1)) + len(provenance.Normalize(u2)) + 2)
+		small.Add(u1, false)
+		small.Add(u2, false)
+		if small.Truncated() {
+			t.Fatal("truncated below the cap")
+		}
+		for _, v := range values {
+			if got, want := small.Seen(v, false), naiveSeen(untrusted, v); got != want {
+				t.Fatalf("compacted: Seen(%q, false) = %v, want %v; untrusted %q", v, got, want, untrusted)
+			}
+		}
 		ix.Wipe()
 		for _, v := range values {
 			if ix.Seen(v, false) || ix.Seen(v, true) {

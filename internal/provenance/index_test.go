@@ -75,6 +75,13 @@ func TestSeenMatching(t *testing.T) {
 			tr.Add(tt.text, true)
 			assert.Equal(t, tt.want, tr.Seen(tt.value, true), "trusted")
 			assert.False(t, tr.Seen(tt.value, false), "untrusted")
+			// The same text in an older, compacted chunk.
+			limit := 4*len(tt.text) + 64
+			fz := provenance.New(limit)
+			fz.Add(tt.text, false)
+			fz.Add(strings.Repeat("q ", limit/8+1), false)
+			require.False(t, fz.Truncated())
+			assert.Equal(t, tt.want, fz.Seen(tt.value, false), "compacted")
 		})
 	}
 }
