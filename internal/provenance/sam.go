@@ -1,7 +1,5 @@
 package provenance
 
-import "slices"
-
 // wideDeg is the number of edges beyond which a state's edges are also
 // entered in the hash table.
 const wideDeg = 4
@@ -128,16 +126,29 @@ func (a *automaton) newState(length, link int32) int32 {
 	return int32(len(a.length) - 1)
 }
 
-// reserve makes room for about n more symbols without regrowing.
+// reserve makes room for about n more symbols, so that adding a text
+// grows each array at most once.
 func (a *automaton) reserve(n int) {
 	states, edges := n*17/10+16, n*21/10+16
-	a.length = slices.Grow(a.length, states)
-	a.link = slices.Grow(a.link, states)
-	a.head = slices.Grow(a.head, states)
-	a.deg = slices.Grow(a.deg, states)
-	a.sym = slices.Grow(a.sym, edges)
-	a.to = slices.Grow(a.to, edges)
-	a.next = slices.Grow(a.next, edges)
+	a.length = grow(a.length, states)
+	a.link = grow(a.link, states)
+	a.head = grow(a.head, states)
+	a.deg = grow(a.deg, states)
+	a.sym = grow(a.sym, edges)
+	a.to = grow(a.to, edges)
+	a.next = grow(a.next, edges)
+}
+
+// grow returns s with room for n more elements, growing it by half at
+// least. The old array is zeroed: it holds data derived from observed text.
+func grow[S ~[]E, E any](s S, n int) S {
+	if cap(s)-len(s) >= n {
+		return s
+	}
+	t := make(S, len(s), max(cap(s)+cap(s)/2, len(s)+n))
+	copy(t, s)
+	clear(s[:cap(s)])
+	return t
 }
 
 // extend appends symbol c.
