@@ -54,13 +54,19 @@
 //
 // An automaton cannot forget its oldest text, so untrusted text is kept in
 // a ring of automata of about a quarter of the cap each; when the cap is
-// exceeded the oldest one is dropped whole. Trusted text has one automaton.
+// exceeded the oldest one is dropped whole. Seen thus walks a handful of
+// automata (usually four or five, at most nine), and most walks end after a
+// few symbols. Once a newer automaton takes over, the older one is
+// compacted: the edges of each state stored contiguously and sorted, one
+// memory block per transition. Trusted text has one automaton. On an Index
+// holding 1 MiB of mail-like text, Seen of a 20 to 40 byte value takes
+// about 0.6 to 0.8 µs and does not allocate; Add indexes 3 to 4 MB/s.
 //
 // # Bounded memory
 //
 // Each Index caps normalised untrusted text at the bytes given to [New]
 // ([DefaultMaxBytes], 1 MiB, by default) and trusted text at a quarter of
-// that. The automata take about 20 to 40 bytes of memory per byte of text,
+// that. The automata take about 20 to 60 bytes of memory per byte of text,
 // reported by [Index.Size]: a chunk is compacted once a newer one takes
 // over. Beyond the untrusted cap the oldest untrusted
 // text is dropped and [Index.Truncated] turns true, so that rules can fail
