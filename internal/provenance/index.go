@@ -70,10 +70,11 @@ func (c *chunk) wipe() {
 // or [DefaultMaxBytes] and DefaultMaxBytes/4 when maxBytes <= 0.
 //
 // The memory an Index holds is about 20 to 60 bytes per byte of text (see
-// [Index.Size]; 26 on a MiB of mail-like text), so the default caps bound
-// it at about 50 MiB (45 MiB measured with both caps full), reached only by
-// a task that observes that much text. Choose a smaller cap for many
-// concurrent tasks.
+// [Index.Size]; 26 on a MiB of mail-like text, 45 MiB measured with both
+// default caps full of it), and up to about 75 for random binary data, so
+// the default caps bound it at about 50 MiB for text and 95 MiB at worst,
+// reached only by a task that observes that much. Choose a smaller cap for
+// many concurrent tasks.
 func New(maxBytes int) *Index {
 	if maxBytes <= 0 {
 		maxBytes = DefaultMaxBytes
@@ -102,8 +103,9 @@ func (ix *Index) caps() (untrusted, trusted int) {
 // prompt and the user's request) is kept; dropping trusted text can only
 // turn a fromTrusted answer from true to false. A cut never splits a word.
 //
-// Add takes time linear in len(text) (about 3 to 4 MB/s, so about 16 ms
-// for 64 KiB) and holds the write lock meanwhile, so Seen waits for it.
+// Add takes time linear in len(text), about 3 to 4 MB/s for text (16 ms
+// for 64 KiB) and down to 1 MB/s for random binary data, and holds the
+// write lock meanwhile, so Seen waits for it.
 func (ix *Index) Add(text string, trusted bool) {
 	if ix == nil {
 		return
