@@ -172,6 +172,7 @@ func newProvider() (*provider, error) {
 		"clearance": {types.IntType, func(v any) ref.Val { return types.Int(v.(*taskView).t.clearance) }},
 		"labels":    {stringMap, func(v any) ref.Val { return stringMapVal(v.(*taskView).t.labels) }},
 		"depth":     {types.IntType, func(v any) ref.Val { return types.Int(v.(*taskView).t.depth) }},
+		"truncated": {types.BoolType, func(v any) ref.Val { return types.Bool(v.(*taskView).t.truncated()) }},
 		"age": {types.DurationType, func(v any) ref.Val {
 			tv := v.(*taskView)
 			return types.Duration{Duration: tv.act.time().Sub(tv.t.start)}
@@ -274,6 +275,31 @@ var celEnv = sync.OnceValues(func() (*cel.Env, error) {
 	)
 })
 
+// celProvenanceEnv extends celEnv with the late-bound provenance methods
+// (value.fromUntrusted(), value.fromTrusted()). Only expressions that call
+// them compile against it: late-bound functions in an environment slow
+// every program planned from it a little.
+var celProvenanceEnv = sync.OnceValues(func() (*cel.Env, error) {
+	env, err := celEnv()
+	if err != nil {
+		return nil, err
+	}
+	return env.Extend(
+		cel.Function("fromUntrusted",
+			cel.MemberOverload("string_fromUntrusted", []*cel.Type{cel.StringType}, cel.BoolType, cel.LateFunctionBinding())),
+		cel.Function("fromTrusted",
+			cel.MemberOverload("string_fromTrusted", []*cel.Type{cel.StringType}, cel.BoolType, cel.LateFunctionBinding())),
+	)
+})
+
+// envFor returns the environment expr compiles against.
+func envFor(expr string) (*cel.Env, error) {
+	if strings.Contains(expr, "fromUntrusted") || strings.Contains(expr, "fromTrusted") {
+		return celProvenanceEnv()
+	}
+	return celEnv()
+}
+
 // maxExpressionSize bounds the length of a `when` expression, in code points.
 const maxExpressionSize = 16 << 10
 
@@ -333,6 +359,9 @@ func (costEstimator) EstimateCallCost(fn, overload string, target *cost.AstNode,
 	case "string_glob_string", "string_within_string":
 		// Linear in the lengths of both strings.
 		return cost.NewCallEstimate(cost.RangedCostEstimate(1, 1+2*MaxDestinationSize/10), nil)
+	case "string_fromUntrusted", "string_fromTrusted":
+		// Linear in the value's length.
+		return cost.NewCallEstimate(cost.RangedCostEstimate(1, 1+inputSizeOf(*target)/10), nil)
 	case "sha256_string":
 		return cost.NewCallEstimate(cost.RangedCostEstimate(1, 1+inputSizeOf(args[0])/10), nil)
 	case "string_urls":
@@ -432,6 +461,8 @@ type program struct {
 	constant *bool
 	// tracked programs run under the runtime cost limit.
 	tracked bool
+	// lateBound programs call the late-bound provenance methods.
+	lateBound bool
 	// partial plans the expression for partial evaluation, on first use.
 	partial *partialProgram
 }
@@ -439,6 +470,7 @@ type program struct {
 // partialProgram is a `when` planned for partial evaluation (Visible).
 type partialProgram struct {
 	once    sync.Once
+	env     *cel.Env
 	ast     *cel.Ast
 	tracked bool
 	prg     cel.Program
@@ -447,16 +479,11 @@ type partialProgram struct {
 
 func (pp *partialProgram) get() (cel.Program, error) {
 	pp.once.Do(func() {
-		env, err := celEnv()
-		if err != nil {
-			pp.err = err
-			return
-		}
 		opts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize, cel.OptPartialEval)}
 		if pp.tracked {
 			opts = append(opts, cel.CostLimit(MaxRuntimeCost))
 		}
-		pp.prg, pp.err = env.Program(pp.ast, opts...)
+		pp.prg, pp.err = pp.env.Program(pp.ast, opts...)
 	})
 	return pp.prg, pp.err
 }
@@ -504,7 +531,7 @@ func (p *program) possible(act *activation) (bool, bool) {
 // compileWhen type-checks expr, estimates its cost and plans it. The error
 // positions are relative to expr (line 1-based, column 0-based).
 func compileWhen(expr string) (program, []celIssue) {
-	env, err := celEnv()
+	env, err := envFor(expr)
 	if err != nil {
 		return program{}, []celIssue{{msg: "CEL environment: " + err.Error()}}
 	}
@@ -542,7 +569,7 @@ func compileWhen(expr string) (program, []celIssue) {
 	if err != nil {
 		return program{}, []celIssue{{line: 1, msg: err.Error()}}
 	}
-	p := program{prg: prg, tracked: tracked, partial: &partialProgram{ast: ast, tracked: tracked}}
+	p := program{prg: prg, tracked: tracked, partial: &partialProgram{env: env, ast: ast, tracked: tracked}, lateBound: callsLateBound(ast)}
 	if b, ok := constantBool(ast); ok {
 		p.constant = &b
 	}
@@ -584,6 +611,19 @@ func compileWhens(exprs []string) map[string]compiledWhen {
 		out[e] = results[i]
 	}
 	return out
+}
+
+// callsLateBound reports whether the checked expression calls a late-bound
+// function (fromUntrusted, fromTrusted).
+func callsLateBound(ast *cel.Ast) bool {
+	for _, ref := range ast.NativeRep().ReferenceMap() {
+		for _, id := range ref.OverloadIDs {
+			if id == "string_fromUntrusted" || id == "string_fromTrusted" {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 type celIssue struct {
@@ -645,7 +685,11 @@ func (p *program) eval(act *activation) (bool, error) {
 	if p.constant != nil {
 		return *p.constant, nil
 	}
-	out, _, err := p.prg.Eval(act)
+	var vars any = act
+	if p.lateBound {
+		vars = funcActivation{act}
+	}
+	out, _, err := p.prg.Eval(vars)
 	if err != nil {
 		return false, err
 	}

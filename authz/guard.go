@@ -116,6 +116,8 @@ type Guard struct {
 	observed   []string // intents whose results taint, beyond read and search
 	identity   IdentityVerifier
 
+	provenanceLimit int // bytes of untrusted text per task; 0: the default
+
 	// Task tokens (token.go).
 	name      string
 	signKeyID string

@@ -17,6 +17,7 @@ import (
 	"cel.dev/cel-go/common/types/ref"
 
 	"github.com/taskguard/taskguard/internal/glob"
+	"github.com/taskguard/taskguard/internal/provenance"
 )
 
 // Agent is the workload identity of the agent running a task, for example
@@ -102,10 +103,6 @@ type Task struct {
 	depth      int
 	start      time.Time
 	deadline   time.Time
-	// origin is the name of the guard that handed the task over, for a
-	// task resumed from a token; reports go there.
-	origin     string
-	reportFrom int // sources before this index came with the token
 
 	ended atomic.Bool
 	// inspectors are written under mu and read without it.
@@ -124,6 +121,13 @@ type Task struct {
 	limiters map[string]*taskLimiter
 	grants   map[string]string // call digest → approver, for-task approvals
 	budgets  []budget          // immutable after Begin
+	prov     *provenance.Index // observed text, created by the first ObserveText
+
+	// origin is the name of the guard that handed the task over, for a
+	// task resumed from a token; reports go there. Set by Resume before
+	// the task is shared.
+	origin     string
+	reportFrom int // sources before this index came with the token
 }
 
 type taskKey struct{}
@@ -451,6 +455,10 @@ func (t *Task) End() {
 	t.done = true
 	t.inspectors.Store(nil)
 	t.limiters, t.grants = nil, nil
+	if t.prov != nil {
+		t.prov.Wipe()
+		t.prov = nil
+	}
 	hooks, children := t.hooks, t.children
 	t.hooks, t.children = nil, nil
 	t.mu.Unlock()
