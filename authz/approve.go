@@ -188,16 +188,27 @@ func (g *Guard) askApprover(ctx context.Context, c Call, d Decision) (Grant, err
 // callDigest identifies the exact call and what its decision depended on:
 // agent, task, tool, intent, canonical destination, sensitivity, canonical
 // JSON of the arguments, the rule that asked and the policy version.
-func callDigest(t *Task, c *Call, canon, rule, version string) (string, error) {
+func callDigest(t *Task, c *Call, canon string, more []string, rule, version string) (string, error) {
 	args, err := json.Marshal(c.Args) // map keys are sorted
 	if err != nil {
 		return "", fmt.Errorf("arguments are not JSON: %w", err)
 	}
 	h := sha256.New()
-	for _, s := range []string{t.agent.ID, t.id, c.Tool, c.Intent, canon, c.Sensitivity.String(), string(args), rule, version} {
+	write := func(s string) {
 		var n [binary.MaxVarintLen64]byte
 		h.Write(n[:binary.PutUvarint(n[:], uint64(len(s)))])
 		h.Write([]byte(s))
+	}
+	for _, s := range []string{t.agent.ID, t.id, c.Tool, c.Intent, canon, c.Sensitivity.String(), string(args), rule, version} {
+		write(s)
+	}
+	// The further destinations, in order, after a marker (a call without
+	// any keeps the digest it had before calls could have several).
+	if len(more) > 0 {
+		h.Write([]byte{0xff})
+		for _, s := range more {
+			write(s)
+		}
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }

@@ -99,6 +99,13 @@ func (g *Guard) audit(ctx context.Context, t *Task, c *Call, d *Decision, latenc
 		slog.String("policy", d.PolicyVersion),
 		slog.Duration("latency", latency),
 	)
+	if len(d.Destinations) > 0 {
+		more := make([]string, len(d.Destinations))
+		for i, x := range d.Destinations {
+			more[i] = g.redact(x)
+		}
+		attrs = append(attrs, slog.Any("destinations", more))
+	}
 	if d.Destination == "" && c.Destination != "" {
 		attrs = append(attrs, slog.Bool("destination_rejected", true))
 	}

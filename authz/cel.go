@@ -245,6 +245,7 @@ var celEnv = sync.OnceValues(func() (*cel.Env, error) {
 		cel.Variable("tool", types.StringType),
 		cel.Variable("intent", types.StringType),
 		cel.Variable("destination", destType),
+		cel.Variable("destinations", types.NewListType(destType)),
 		cel.Variable("sensitivity", types.IntType),
 		cel.Variable("args", types.NewMapType(types.StringType, types.DynType)),
 		cel.Variable("now", types.TimestampType),
@@ -350,6 +351,8 @@ func (e costEstimator) EstimateSize(n cost.AstNode) *cost.SizeEstimate {
 		}
 	case path[0] == "destination":
 		size = destSize
+	case path[0] == "destinations" && len(path) == 1:
+		size = cost.SizeEstimate{Min: 0, Max: MaxDestinations + 1}
 	}
 	return &size
 }
@@ -491,7 +494,7 @@ func (pp *partialProgram) get() (cel.Program, error) {
 // callUnknowns are the variables a call supplies; Visible evaluates rules
 // with them unknown.
 var callUnknowns = []*cel.AttributePatternType{
-	cel.AttributePattern("destination"), cel.AttributePattern("sensitivity"), cel.AttributePattern("args"),
+	cel.AttributePattern("destination"), cel.AttributePattern("destinations"), cel.AttributePattern("sensitivity"), cel.AttributePattern("args"),
 }
 
 // possible evaluates the program with the call's variables unknown (and
@@ -710,6 +713,14 @@ type activation struct {
 	call  Call
 	dest  destView
 	args  ref.Val
+	// more are the call's further destinations (Call.Destinations) and
+	// moreObjs their CEL objects; the arrays are kept across the pooled
+	// activation's uses. dests is the CEL value of destinations, built on
+	// first use.
+	more     []destView
+	moreObjs []object
+	destVals []ref.Val
+	dests    ref.Val
 	// deciders are the rules that allowed or asked, for the task and each
 	// ancestor (a buffer of the rules stage).
 	deciders []levelDecider
@@ -782,11 +793,64 @@ func (a *activation) release() {
 		a.dest.hostText, a.dest.hostVal = "", nil
 	}
 	a.args = nil
+	if a.dests != nil || len(a.more) > 0 {
+		a.releaseDestinations()
+	}
 	clear(a.rules.rules)
 	clear(a.deciders)
 	a.deciders = a.deciders[:0]
 	a.now, a.nowSet = time.Time{}, false
 	activations.Put(a)
+}
+
+// moreDestinations returns n destination views for the call's further
+// destinations.
+func (a *activation) moreDestinations(n int) []destView {
+	if cap(a.more) < n {
+		a.more = make([]destView, n)
+	}
+	a.more = a.more[:n]
+	return a.more
+}
+
+// destinations returns the CEL list of the call's destinations, primary
+// first; empty when the call has none.
+func (a *activation) destinations() ref.Val {
+	if a.dests != nil {
+		return a.dests
+	}
+	vals := a.destVals[:0]
+	if a.call.Destination != "" {
+		vals = append(vals, &a.dv)
+	}
+	if cap(a.moreObjs) < len(a.more) {
+		a.moreObjs = make([]object, len(a.more))
+	}
+	a.moreObjs = a.moreObjs[:len(a.more)]
+	for i := range a.more {
+		a.moreObjs[i] = object{typ: destType, v: &a.more[i]}
+		vals = append(vals, &a.moreObjs[i])
+	}
+	a.destVals = vals
+	a.dests = types.NewRefValList(types.DefaultTypeAdapter, vals)
+	return a.dests
+}
+
+// releaseDestinations forgets the call's further destinations, keeping
+// the arrays (at most MaxDestinations+1 entries each).
+func (a *activation) releaseDestinations() {
+	a.dests = nil
+	clear(a.destVals)
+	a.destVals = a.destVals[:0]
+	clear(a.moreObjs)
+	a.moreObjs = a.moreObjs[:0]
+	for i := range a.more {
+		a.more[i].d = dest.Destination{}
+		if len(a.more[i].hostText) > MaxInputSize {
+			a.more[i].hostText, a.more[i].hostVal = "", nil
+		}
+	}
+	a.more = a.more[:0]
 }
 
 // ResolveName implements [interpreter.Activation].
@@ -819,6 +883,8 @@ func (a *activation) ResolveName(name string) (any, bool) {
 		return a.args, true
 	case "now":
 		return types.Timestamp{Time: a.time()}, true
+	case "destinations":
+		return a.destinations(), true
 	}
 	return nil, false
 }

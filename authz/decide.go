@@ -2,6 +2,7 @@ package authz
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -178,6 +179,44 @@ func (s *decision) destination() bool {
 	}
 	s.d.Destination = canon
 	s.pass(RuleDestination, canon)
+	if len(s.c.Destinations) > 0 {
+		return s.moreDestinations()
+	}
+	return true
+}
+
+// moreDestinations canonicalises the call's further destinations like the
+// primary one; the first one rejected denies the call.
+func (s *decision) moreDestinations() bool {
+	c := &s.c
+	if len(c.Destinations) > MaxDestinations {
+		return s.deny(RuleDestination, fmt.Sprintf("call has more than %d further destinations", MaxDestinations), nil)
+	}
+	if c.Destination == "" {
+		return s.deny(RuleDestination, "call has further destinations but no primary destination", nil)
+	}
+	more := s.act.moreDestinations(len(c.Destinations))
+	canons := make([]string, len(c.Destinations))
+	for i, raw := range c.Destinations {
+		d := &more[i].d
+		canon, err := dest.ParseInto(d, raw, s.t.workdir)
+		if err == nil && raw == "" {
+			err = errors.New("empty destination")
+		}
+		if err == nil && d.Kind == dest.KindFile {
+			*d, err = dest.Resolve(*d)
+			canon = d.Path
+		}
+		if err != nil {
+			return s.deny(RuleDestination, fmt.Sprintf("destinations[%d] rejected: %v", i+1, err), err)
+		}
+		if len(canon) > MaxDestinationSize {
+			return s.deny(RuleDestination, fmt.Sprintf("destinations[%d] is longer than %d bytes", i+1, MaxDestinationSize), nil)
+		}
+		canons[i] = canon
+		s.pass(RuleDestination, canon)
+	}
+	s.d.Destinations = canons
 	return true
 }
 
@@ -193,6 +232,19 @@ func (s *decision) inspect() bool {
 	}
 	if name, err := s.t.inspect(&ci); err != nil {
 		return s.deny(RuleInspect+":"+name, err.Error(), err)
+	}
+	// Each further destination, as if the call went there alone: the
+	// inspectors see it as the call's destination, as given and canonical.
+	for i := range s.d.Destinations {
+		d := &s.act.more[i].d
+		ci.Call.Destination = s.c.Destinations[i]
+		ci.Destination, ci.Kind, ci.Host = s.d.Destinations[i], d.Kind.String(), d.Host
+		if d.Kind == dest.KindFile {
+			ci.Host = ""
+		}
+		if name, err := s.t.inspect(&ci); err != nil {
+			return s.deny(RuleInspect+":"+name, fmt.Sprintf("destinations[%d]: %v", i+1, err), err)
+		}
 	}
 	return true
 }
@@ -368,7 +420,7 @@ func (s *decision) bindApproval() {
 		return
 	}
 	var err error
-	s.d.Digest, err = callDigest(s.t, &s.c, s.d.Destination, s.d.Rule, s.d.PolicyVersion)
+	s.d.Digest, err = callDigest(s.t, &s.c, s.d.Destination, s.d.Destinations, s.d.Rule, s.d.PolicyVersion)
 	if err != nil {
 		s.d.Effect, s.d.Reason, s.d.Err = Deny, "call cannot be bound to an approval: "+err.Error(), err
 	}

@@ -44,6 +44,9 @@ type Decision struct {
 	Task string
 	// Destination is the canonical destination, when it parsed.
 	Destination string
+	// Destinations are the canonical further destinations of a call with
+	// several (Call.Destinations), when they all parsed; nil otherwise.
+	Destinations []string
 	// PolicyVersion is the version of the policy that decided.
 	PolicyVersion string
 	// Shadow lists what shadow rules (and, under WithDryRun, the policy)
@@ -51,7 +54,7 @@ type Decision struct {
 	Shadow []ShadowOutcome
 	// Digest identifies the exact call an Ask decision is about and what
 	// the decision depended on (agent, task, tool, intent, canonical
-	// destination, sensitivity, arguments, the rule that asked, policy
+	// destination and further destinations, sensitivity, arguments, the rule that asked, policy
 	// version); approvals are bound to it.
 	Digest string
 	// ApprovedBy names who approved an Ask that Authorize allowed.

@@ -72,6 +72,8 @@
 //	intent       string
 //	destination  kind ("url", "file", "email", "other", "none"), scheme,
 //	             host, port, path, user, ip, private, canonical
+//	destinations list of every destination of the call, primary first,
+//	             each shaped like destination (see Call.Destinations)
 //	sensitivity  int, compared with PUBLIC, INTERNAL, CONFIDENTIAL, RESTRICTED
 //	args         map(string, dyn): the tool's arguments
 //	now          timestamp
@@ -96,7 +98,9 @@
 // CGNAT, link-local and metadata addresses, unique-local and unspecified
 // addresses; file paths are cleaned with ".." resolved, and relative paths
 // are resolved against the task's "workdir" label or denied. Anything that
-// does not parse denies ([RuleDestination]).
+// does not parse denies ([RuleDestination]). A call with several
+// destinations (Call.Destinations) has each of them canonicalised and
+// inspected the same way; the first one rejected denies the whole call.
 //
 // # Operating a policy
 //

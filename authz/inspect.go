@@ -6,7 +6,11 @@ import (
 )
 
 // CallInfo is what an [InspectFunc] sees of a call: the call as made and its
-// canonical destination.
+// canonical destination. A call with further destinations
+// (Call.Destinations) is inspected once per destination, primary first, as
+// if it went there alone: Call.Destination, Destination, Kind and Host are
+// those of the destination inspected, Call.Args and the rest are the
+// call's.
 type CallInfo struct {
 	Call Call
 	// Destination is the canonical destination ("" for none).

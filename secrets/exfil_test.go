@@ -257,3 +257,22 @@ func TestInspectorLivesWithTheLease(t *testing.T) {
 	l.Revoke()
 	assert.Equal(t, authz.Allow, e.post(ctx, "https://evil.example/", args).Effect, "the binding lives with the lease")
 }
+
+func TestExfilToAFurtherDestination(t *testing.T) {
+	t.Parallel()
+	e, ctx, _ := exfilEnv(t)
+	send := func(more []string, args map[string]any) authz.Decision {
+		return e.g.Check(ctx, authz.Call{Tool: "http.post", Intent: "write",
+			Destination: "https://api.github.com/repos", Destinations: more, Args: args})
+	}
+	withToken := map[string]any{"body": "token " + tokenValue}
+	assert.Equal(t, authz.Allow, send([]string{"https://raw.githubusercontent.com/x"}, withToken).Effect,
+		"every destination is in the audience")
+	d := send([]string{"https://raw.githubusercontent.com/x", "https://evil.example/collect"}, withToken)
+	assertExfil(t, d, "the value goes to every destination, one outside the audience")
+	assert.Contains(t, d.Reason, "destinations[2]")
+	assertExfil(t, send([]string{"https://evil.example/?k=" + url.QueryEscape(tokenValue)}, nil),
+		"the value inside a further destination")
+	assert.Equal(t, authz.Allow, send([]string{"https://evil.example/"}, map[string]any{"body": "hello"}).Effect,
+		"no value, no exfiltration")
+}
