@@ -78,7 +78,7 @@ func BenchmarkEntries100(b *testing.B) {
 	m := benchFilled(b, 100)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := m.Entries(); err != nil {
+		if _, err := m.Entries(context.Background()); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -88,7 +88,7 @@ func BenchmarkWindow(b *testing.B) {
 	m := benchFilled(b, 1000)
 	b.ReportAllocs()
 	for b.Loop() {
-		if es, err := m.Window(50, 16_000); err != nil || len(es) == 0 {
+		if es, err := m.Window(context.Background(), 50, 16_000); err != nil || len(es) == 0 {
 			b.Fatal(err)
 		}
 	}
@@ -98,7 +98,7 @@ func BenchmarkEntries100Encrypted(b *testing.B) {
 	m := benchFilled(b, 100, WithBackend(Encrypted(NewMemoryBackend())))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := m.Entries(); err != nil {
+		if _, err := m.Entries(context.Background()); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -5,7 +5,7 @@
 //	mem := store.For(task)
 //	err := mem.Add(ctx, contextguard.Entry{Role: "tool", Source: "http.fetch",
 //		Content: body, Sensitivity: authz.Internal}) // Trusted: false, the default
-//	prompt, err := mem.Window(50, 16_000)
+//	prompt, err := mem.Window(ctx, 50, 16_000)
 //
 // # Isolation by construction
 //
@@ -33,9 +33,11 @@
 //
 // [Memory.Handoff] gives a sub-task the entries at or below its clearance
 // (optionally only trusted ones); it is the only way code running under a
-// sub-task draws on an ancestor's memory: [Memory.Add] and other targets
-// of Handoff refuse such callers with [ErrAncestorMemory], and reads never
-// return entries above the memory's task's clearance. [Cache] is a
+// sub-task draws on an ancestor's memory: [Memory.Add], [Memory.Entries],
+// [Memory.Window] and other targets of Handoff refuse such callers with
+// [ErrAncestorMemory], and reads never return entries above the memory's
+// task's clearance. Reads and writes take a context because a [Backend]
+// may be remote; [WithWipeTimeout] bounds the wipe at task end. [Cache] is a
 // task-scoped cache; a sub-task has its own. A [Backend] persists entries;
 // wrap it with [Encrypted] so entries are stored under a per-task AES-GCM
 // key that is destroyed when the task ends (crypto-shredding), each bound

@@ -95,10 +95,10 @@ func TestEncryptedDetectsTamperedHistory(t *testing.T) {
 				}
 				return tc.tamper(f, es)
 			})
-			es, err := m.Entries()
+			es, err := m.Entries(context.Background())
 			require.ErrorIs(t, err, ErrTampered)
 			assert.Nil(t, es)
-			_, err = m.Window(2, 0)
+			_, err = m.Window(context.Background(), 2, 0)
 			assert.ErrorIs(t, err, ErrTampered, "Window checks the whole history too")
 			for _, e := range []string{"mine", "theirs", "ignore"} {
 				assert.NotContains(t, err.Error(), e, "errors carry no content")

@@ -40,7 +40,7 @@ rules:
 		return mem.Add(ctx, contextguard.Entry{Role: "tool", Source: "billing.api",
 			Content: "401 for key " + string(key), Sensitivity: authz.Confidential})
 	})
-	es, _ := mem.Entries()
+	es, _ := mem.Entries(ctx)
 	fmt.Println(es[0].Content)
 
 	// What the task has seen feeds its policy.
@@ -49,11 +49,11 @@ rules:
 
 	// Another task of the same agent starts with an empty memory.
 	_, other, _ := g.Begin(context.Background(), authz.TaskSpec{Agent: agent})
-	es, _ = store.For(other).Entries()
+	es, _ = store.For(other).Entries(context.Background())
 	fmt.Println(len(es))
 
 	task.End()
-	_, err := mem.Entries()
+	_, err := mem.Entries(ctx)
 	fmt.Println(err)
 	// Output:
 	// 401 for key [REDACTED]

@@ -97,6 +97,25 @@ func WithLogger(l *slog.Logger) Option {
 	})
 }
 
+// WithWipeTimeout bounds the backend's Wipe when a task ends (default 10
+// seconds); d must be positive. The wipe runs in the task's end hooks, so
+// this is how long ending a task may wait for a remote backend. A failed or
+// timed-out wipe is logged (see [WithLogger]); wrap a persistent backend
+// with [Encrypted], whose key is destroyed before the wipe starts, so the
+// entries are unreadable even then. The last WithWipeTimeout wins.
+func WithWipeTimeout(d time.Duration) Option {
+	return storeOption(func(s *Store) error {
+		if d <= 0 {
+			return fmt.Errorf("WithWipeTimeout: %v is not positive", d)
+		}
+		s.wipeTimeout = d
+		return nil
+	})
+}
+
+// defaultWipeTimeout is the wipe timeout without WithWipeTimeout.
+const defaultWipeTimeout = 10 * time.Second
+
 // DefaultMaxEntries bounds a task's memory unless WithMaxEntries says otherwise.
 const DefaultMaxEntries = 100_000
 
@@ -111,7 +130,9 @@ type Store struct {
 	clock      func() time.Time
 	logger     *slog.Logger
 	maxEntries int
-	err        error // the first invalid option: the store is inert
+	// wipeTimeout bounds the backend's Wipe at task end.
+	wipeTimeout time.Duration
+	err         error // the first invalid option: the store is inert
 
 	mu       sync.Mutex
 	memories map[*authz.Task]*Memory
@@ -121,7 +142,7 @@ type Store struct {
 // argument, a non-positive bound) makes the store inert: every method of
 // its memories returns that error, wrapped, and nothing is stored.
 func NewStore(opts ...Option) *Store {
-	s := &Store{clock: time.Now, maxEntries: DefaultMaxEntries, memories: map[*authz.Task]*Memory{}}
+	s := &Store{clock: time.Now, maxEntries: DefaultMaxEntries, wipeTimeout: defaultWipeTimeout, memories: map[*authz.Task]*Memory{}}
 	for _, o := range opts {
 		if o == nil {
 			continue
@@ -215,16 +236,26 @@ func (m *Memory) Add(ctx context.Context, e Entry) error {
 	return nil
 }
 
-// Entries returns a copy of the task's entries, oldest first. Entries
-// above the task's clearance are never returned (Add refuses them; a
-// backend shared by several tasks of one ID could hold some). Entries
-// takes no context: whoever holds a Memory may read it, so hand a sub-agent
-// the memory [Memory.Handoff] returns, never its ancestor's.
-func (m *Memory) Entries() ([]Entry, error) {
+// Entries returns a copy of the task's entries, oldest first, reading
+// them from the backend with ctx (which bounds a remote backend's I/O).
+// Entries above the task's clearance are never returned (Add refuses them;
+// a backend shared by several tasks of one ID could hold some). When ctx
+// carries a sub-task of the memory's task, Entries returns
+// ErrAncestorMemory: hand a sub-agent the memory [Memory.Handoff] returns,
+// never its ancestor's.
+func (m *Memory) Entries(ctx context.Context) ([]Entry, error) {
 	if err := m.check(); err != nil {
 		return nil, err
 	}
-	es, err := m.store.backend.Load(context.Background(), m.task.ID())
+	if err := m.checkCaller(ctx); err != nil {
+		return nil, err
+	}
+	return m.entries(ctx)
+}
+
+// entries is Entries without the caller check; requires m.check() passed.
+func (m *Memory) entries(ctx context.Context) ([]Entry, error) {
+	es, err := m.store.backend.Load(ctx, m.task.ID())
 	if err != nil {
 		return nil, fmt.Errorf("contextguard: load entries: %w", err)
 	}
@@ -251,13 +282,17 @@ func (m *Memory) checkCaller(ctx context.Context) error {
 
 // Window returns the newest entries that fit in at most maxEntries entries
 // and maxChars characters of content (a limit <= 0 is no limit), oldest
-// first, for building a model prompt.
-func (m *Memory) Window(maxEntries, maxChars int) ([]Entry, error) {
+// first, for building a model prompt. ctx and the errors are as for
+// [Memory.Entries].
+func (m *Memory) Window(ctx context.Context, maxEntries, maxChars int) ([]Entry, error) {
+	if err := m.check(); err != nil {
+		return nil, err
+	}
+	if err := m.checkCaller(ctx); err != nil {
+		return nil, err
+	}
 	if t, ok := m.store.backend.(tailer); ok {
-		if err := m.check(); err != nil {
-			return nil, err
-		}
-		es, err := t.Tail(context.Background(), m.task.ID(), maxEntries, maxChars)
+		es, err := t.Tail(ctx, m.task.ID(), maxEntries, maxChars)
 		if err != nil {
 			return nil, fmt.Errorf("contextguard: load entries: %w", err)
 		}
@@ -266,7 +301,7 @@ func (m *Memory) Window(maxEntries, maxChars int) ([]Entry, error) {
 		}
 		return m.withinClearance(es), nil
 	}
-	es, err := m.Entries()
+	es, err := m.entries(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -317,7 +352,7 @@ func (m *Memory) Handoff(ctx context.Context, child *authz.Task, opts ...Handoff
 			o(&h)
 		}
 	}
-	es, err := m.Entries()
+	es, err := m.entries(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -361,7 +396,7 @@ func (m *Memory) wipe() {
 	s.mu.Lock()
 	delete(s.memories, m.task)
 	s.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), s.wipeTimeout)
 	defer cancel()
 	if err := s.backend.Wipe(ctx, m.task.ID()); err != nil && s.logger != nil {
 		s.logger.Error("taskguard memory wipe failed", "task", m.task.ID(), "error", err.Error())

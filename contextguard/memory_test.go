@@ -65,7 +65,7 @@ func begin(t testing.TB, g *authz.Guard, ctx context.Context, spec authz.TaskSpe
 
 func contents(t testing.TB, m *Memory) []string {
 	t.Helper()
-	es, err := m.Entries()
+	es, err := m.Entries(context.Background())
 	require.NoError(t, err)
 	out := make([]string, len(es))
 	for i, e := range es {
@@ -88,7 +88,7 @@ func TestMemoryIsPerTask(t *testing.T) {
 	assert.Equal(t, []string{"task one secret plan"}, contents(t, m1))
 	assert.Equal(t, []string{"task two"}, contents(t, store.For(t2)))
 
-	es, err := m1.Entries()
+	es, err := m1.Entries(context.Background())
 	require.NoError(t, err)
 	es[0].Content = "changed"
 	assert.Equal(t, []string{"task one secret plan"}, contents(t, m1), "Entries returns copies")
@@ -105,9 +105,9 @@ func TestTaskEndWipes(t *testing.T) {
 	require.NoError(t, m.Add(ctx, Entry{Content: "remember this"}))
 	task.End()
 	assert.ErrorIs(t, m.Add(ctx, Entry{Content: "x"}), ErrTaskEnded)
-	_, err := m.Entries()
+	_, err := m.Entries(context.Background())
 	assert.ErrorIs(t, err, ErrTaskEnded)
-	_, err = m.Window(1, 0)
+	_, err = m.Window(context.Background(), 1, 0)
 	assert.ErrorIs(t, err, ErrTaskEnded)
 	assert.Equal(t, []string{task.ID()}, rec.wiped)
 	left, err := rec.inner.Load(ctx, task.ID())
@@ -170,7 +170,7 @@ func TestRedactor(t *testing.T) {
 	store := NewStore(WithRedactor(redactor{"hunter22"}), WithBackend(rec))
 	ctx, task := begin(t, g, nil, authz.TaskSpec{})
 	require.NoError(t, store.For(task).Add(ctx, Entry{Source: "https://x/?pw=hunter22", Content: "the password is hunter22"}))
-	es, err := store.For(task).Entries()
+	es, err := store.For(task).Entries(context.Background())
 	require.NoError(t, err)
 	assert.Equal(t, "the password is [REDACTED]", es[0].Content)
 	assert.Equal(t, "https://x/?pw=[REDACTED]", es[0].Source)
@@ -205,7 +205,7 @@ func testWindow(t *testing.T, b Backend) {
 		{1, 100, []string{"d"}},
 		{0, 2, []string{"d"}},
 	} {
-		es, err := m.Window(tc.n, tc.chars)
+		es, err := m.Window(context.Background(), tc.n, tc.chars)
 		require.NoError(t, err)
 		var got []string
 		for _, e := range es {
@@ -284,7 +284,7 @@ func TestEncryptedBackend(t *testing.T) {
 	require.NoError(t, m.Add(ctx, Entry{Role: "tool", Source: "db://salaries", Content: "alice earns 1234567", Sensitivity: authz.Confidential}))
 	require.NoError(t, m.Add(ctx, Entry{Role: "user", Content: "summarise", Trusted: true}))
 	assert.Equal(t, []string{"alice earns 1234567", "summarise"}, contents(t, m), "reads decrypt")
-	es, _ := m.Entries()
+	es, _ := m.Entries(context.Background())
 	assert.Equal(t, "db://salaries", es[0].Source)
 
 	// The backend only ever saw ciphertext.
@@ -349,7 +349,7 @@ func TestBackendErrors(t *testing.T) {
 	assert.ErrorContains(t, m.Add(ctx, Entry{Content: "x", Source: "s"}), "disk full")
 	assert.True(t, task.Taint().Untrusted, "the task saw the content even though storing failed")
 	assert.ErrorContains(t, m.Add(ctx, Entry{Content: "y"}), "full")
-	_, err := m.Entries()
+	_, err := m.Entries(context.Background())
 	assert.ErrorContains(t, err, "disk gone")
 }
 
@@ -377,7 +377,7 @@ func TestConcurrentTasksOfOneAgent(t *testing.T) {
 						if err := m.Add(ctx, Entry{Content: fmt.Sprint(mine, j), Source: mine}); err != nil {
 							bad.Add(1)
 						}
-						es, err := m.Entries()
+						es, err := m.Entries(context.Background())
 						if err != nil || len(es) != j+1 {
 							bad.Add(1)
 						}

@@ -33,6 +33,8 @@ func TestSubTaskCannotUseAncestorMemory(t *testing.T) {
 		{"child adds to nothing above it", func() error {
 			return store.For(child).Add(gctx, Entry{Role: "tool", Content: "poison"})
 		}},
+		{"child reads the parent", func() error { _, err := pm.Entries(cctx); return err }},
+		{"grandchild reads the grandparent's window", func() error { _, err := pm.Window(gctx, 10, 0); return err }},
 		{"child hands off to a sibling", func() error { _, err := pm.Handoff(cctx, sibling); return err }},
 		{"grandchild hands off to its parent", func() error { _, err := pm.Handoff(gctx, child); return err }},
 	} {
@@ -70,7 +72,7 @@ func TestReadsNeverExceedClearance(t *testing.T) {
 		m := store.For(task)
 		require.NoError(t, m.Add(ctx, Entry{Role: "user", Content: "hello", Sensitivity: authz.Internal}))
 		assert.Equal(t, []string{"hello"}, contents(t, m))
-		w, err := m.Window(10, 0)
+		w, err := m.Window(context.Background(), 10, 0)
 		require.NoError(t, err)
 		require.Len(t, w, 1)
 		assert.Equal(t, "hello", w[0].Content)

@@ -1,6 +1,7 @@
 package contextguard
 
 import (
+	"context"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -23,9 +24,9 @@ func TestZeroStore(t *testing.T) {
 			require.NotNil(t, m)
 			assert.Nil(t, m.Task())
 			assert.Error(t, m.Add(ctx, Entry{Role: "user", Content: "hi", Source: "user"}))
-			_, err := m.Entries()
+			_, err := m.Entries(context.Background())
 			assert.Error(t, err)
-			_, err = m.Window(10, 100)
+			_, err = m.Window(context.Background(), 10, 100)
 			assert.Error(t, err)
 			_, err = m.Handoff(ctx, child)
 			assert.Error(t, err)

@@ -100,7 +100,7 @@ func run(out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	received, err := wmem.Entries()
+	received, err := wmem.Entries(wctx)
 	if err != nil {
 		return err
 	}
@@ -129,7 +129,7 @@ func run(out io.Writer) error {
 	worker.End()
 	fmt.Fprintln(out, "\nafter the worker's task ended:")
 	fmt.Fprintf(out, "  lease: %v\n", lease.Use(func([]byte) error { return nil }))
-	_, err = wmem.Entries()
+	_, err = wmem.Entries(wctx)
 	fmt.Fprintf(out, "  worker memory: %v\n", err)
 	fmt.Fprintf(out, "  planner taint: sensitivity %v, untrusted %v (the worker's web reading flows up)\n",
 		planner.Taint().Sensitivity, planner.Taint().Untrusted)

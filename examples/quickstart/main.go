@@ -225,7 +225,7 @@ func run(out io.Writer) error {
 			Sensitivity: s, Trusted: trusted}); err != nil {
 			return "", err
 		}
-		es, err := mem.Entries()
+		es, err := mem.Entries(ctx)
 		if err != nil {
 			return "", err
 		}
@@ -329,16 +329,16 @@ func run(out io.Writer) error {
 			return mail(ctx, mailArgs{To: "partner@example.net", Body: "summary"})
 		}},
 		{"a second task of the same agent starts with its own, empty memory", func() (string, error) {
-			_, next, err := g.Begin(context.Background(), authz.TaskSpec{Agent: task.Agent()})
+			nctx, next, err := g.Begin(context.Background(), authz.TaskSpec{Agent: task.Agent()})
 			if err != nil {
 				return "", err
 			}
 			defer next.End()
-			theirs, err := store.For(next).Entries()
+			theirs, err := store.For(next).Entries(nctx)
 			if err != nil {
 				return "", err
 			}
-			mine, _ := mem.Entries()
+			mine, _ := mem.Entries(ctx)
 			return fmt.Sprintf("first task: %d entries, second task: %d entries", len(mine), len(theirs)), nil
 		}},
 		{"another agent's task asks for the same token", func() (string, error) {
@@ -357,7 +357,7 @@ func run(out io.Writer) error {
 		{"the task ends: its lease and its memory die with it", func() (string, error) {
 			task.End()
 			err := lease.Use(func([]byte) error { return nil })
-			_, merr := mem.Entries()
+			_, merr := mem.Entries(ctx)
 			return fmt.Sprintf("using the lease now: %v; reading the memory: %v", err, merr), nil
 		}},
 	}
