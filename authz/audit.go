@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/taskguard/taskguard/internal/dest"
 )
 
 // Redactor rewrites text before it reaches the audit log; *secrets.Broker
@@ -88,10 +90,11 @@ func (g *Guard) audit(ctx context.Context, t *Task, c *Call, d *Decision, latenc
 	if t != nil {
 		attrs = append(attrs, slog.String("agent", t.agent.ID))
 	}
+	destination, rejected := auditDestination(t, c, d)
 	attrs = append(attrs,
 		slog.String("tool", c.Tool),
 		slog.String("intent", c.Intent),
-		slog.String("destination", g.redact(d.Destination)),
+		slog.String("destination", g.redact(destination)),
 		slog.String("sensitivity", c.Sensitivity.String()),
 		slog.String("effect", d.Effect.String()),
 		slog.String("rule", d.Rule),
@@ -106,7 +109,7 @@ func (g *Guard) audit(ctx context.Context, t *Task, c *Call, d *Decision, latenc
 		}
 		attrs = append(attrs, slog.Any("destinations", more))
 	}
-	if d.Destination == "" && c.Destination != "" {
+	if rejected {
 		attrs = append(attrs, slog.Bool("destination_rejected", true))
 	}
 	if d.Err != nil {
@@ -123,6 +126,30 @@ func (g *Guard) audit(ctx context.Context, t *Task, c *Call, d *Decision, latenc
 		attrs = append(attrs, slog.String("digest", d.Digest))
 	}
 	g.logger.LogAttrs(ctx, level, "taskguard decision", attrs...)
+}
+
+// auditDestination returns the canonical destination of an audit record
+// and whether the destination was rejected. A decision that ended before
+// the destination stage (a built-in check denied first) has no canonical
+// destination yet: the record parses it then, lexically (a file path's
+// symbolic links are not resolved), so the log shows where the call was
+// going. rejected is true only when the destination does not parse.
+func auditDestination(t *Task, c *Call, d *Decision) (destination string, rejected bool) {
+	if d.Destination != "" || c.Destination == "" {
+		return d.Destination, false
+	}
+	if d.Rule == RuleDestination {
+		return "", true
+	}
+	var workdir string
+	if t != nil {
+		workdir = t.workdir
+	}
+	_, text, err := dest.ParseText(c.Destination, workdir)
+	if err != nil || len(text) > MaxDestinationSize {
+		return "", true
+	}
+	return text, false
 }
 
 // auditApproval records the outcome of an approval.

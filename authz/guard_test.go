@@ -327,6 +327,41 @@ rules:
 	assert.Equal(t, "WARN", rec["level"])
 }
 
+// A built-in check that denies before the destination stage still logs the
+// canonical destination; destination_rejected marks only destinations that
+// do not parse.
+func TestAuditDestinationOfEarlyDenials(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	g, _ := mustGuard(t, allowAll, WithLogger(slog.New(slog.NewJSONHandler(&buf, nil))))
+	ctx, _ := begin(t, g, TaskSpec{Intents: []string{"read"}, Labels: map[string]string{"workdir": "/workspace"}})
+	for _, tc := range []struct {
+		call     Call
+		rule     string
+		dest     string
+		rejected bool
+	}{
+		{Call{Tool: "http.fetch", Intent: "export", Destination: "https://Example.org/x?q=1"}, RuleIntent, "https://example.org/x", false},
+		{Call{Tool: "fs.read", Intent: "export", Destination: "notes/../plan.md"}, RuleIntent, "/workspace/plan.md", false},
+		{Call{Tool: "http.fetch", Intent: "read", Destination: "https://user@example.org/"}, RuleDestination, "", true},
+		{Call{Tool: "http.fetch", Intent: "export", Destination: "https://user@example.org/"}, RuleIntent, "", true},
+		{Call{Tool: "http.fetch", Intent: "read", Destination: "https://example.org/"}, "all", "https://example.org/", false},
+		{Call{Tool: "http.fetch", Intent: "export"}, RuleIntent, "", false},
+	} {
+		buf.Reset()
+		d := g.Check(ctx, tc.call)
+		require.Equal(t, tc.rule, d.Rule, tc.call.Destination)
+		var rec map[string]any
+		require.NoError(t, json.Unmarshal(buf.Bytes(), &rec))
+		assert.Equal(t, tc.dest, rec["destination"], tc.call.Destination)
+		if tc.rejected {
+			assert.Equal(t, true, rec["destination_rejected"], tc.call.Destination)
+		} else {
+			assert.NotContains(t, rec, "destination_rejected", tc.call.Destination)
+		}
+	}
+}
+
 func TestCheckRecoversPanics(t *testing.T) {
 	t.Parallel()
 	g, _ := mustGuard(t, allowAll)

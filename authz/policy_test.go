@@ -198,6 +198,57 @@ func TestLoadPolicyFiles(t *testing.T) {
 	assert.False(t, errors.Is(err, ErrDenied))
 }
 
+// An unquoted expression starting with "!" is a YAML tag; the error says
+// to quote it, at the expression's position.
+func TestParsePolicyUnquotedNegation(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ src, want string }{
+		{"rules:\n- name: a\n  tools: [x]\n  effect: deny\n  when: !destination.private\n",
+			`t.yaml:5:9: rule "a": when: YAML reads the unquoted !destination.private as a tag: quote the expression, e.g. when: "!destination.private"`},
+		{"rules:\n- name: a\n  tools: [x]\n  effect: deny\n  when: !task.taint.untrusted && intent == 'export'\n",
+			`t.yaml:5:9: YAML: did not find expected alphabetic or numeric character: an unquoted value starting with "!" is a YAML tag: quote the expression`},
+		{"rules:\n- name: a\n  tools: [x]\n  effect: deny\n  when: 'true'\n  reason: !oops\n",
+			`t.yaml:6:11: rule "a": reason: YAML reads the unquoted !oops as a tag`},
+	} {
+		_, err := ParsePolicy("t.yaml", []byte(tc.src))
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), tc.want)
+		assert.NotContains(t, err.Error(), "empty")
+	}
+	p, err := ParsePolicy("t.yaml", []byte("rules:\n- {name: a, tools: [x], effect: deny, when: '!destination.private'}\n"))
+	require.NoError(t, err)
+	assert.Equal(t, "!destination.private", p.Rules()[0].When)
+}
+
+// The documented layout keeps case files next to the policies: a glob skips
+// them, and a case file loaded as a policy says what it is.
+func TestLoadPolicyFilesSkipsCaseFiles(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	write := func(name, src string) {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte(src), 0o600))
+	}
+	write("policy.yaml", "rules:\n- {name: a, tools: [x], effect: allow, when: 'true'}\n")
+	cases := "task: {intents: [read]}\ncases:\n- name: c\n  call: {tool: x}\n  want: {effect: allow}\n"
+	write("policy.cases.yaml", cases)
+	write("more.cases.yml", cases)
+	p, err := LoadPolicyFiles(filepath.Join(dir, "*.yaml"), filepath.Join(dir, "*"))
+	require.NoError(t, err)
+	assert.Len(t, p.Rules(), 1)
+
+	_, err = LoadPolicyFiles(filepath.Join(dir, "*.cases.yaml"))
+	assert.ErrorContains(t, err, "matches only policy test files")
+
+	_, err = LoadPolicyFiles(filepath.Join(dir, "policy.cases.yaml"))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "policy.cases.yaml:2:1: this is a policy test file (authztest cases), not a policy")
+	assert.Contains(t, err.Error(), "authztest.Run")
+	assert.Len(t, policyErrors(t, err), 1, "one error, not one per unknown key")
+
+	_, err = ParsePolicy("x.yaml", []byte(cases))
+	assert.ErrorContains(t, err, "x.yaml:2:1: this is a policy test file")
+}
+
 func TestWithPolicyCombines(t *testing.T) {
 	t.Parallel()
 	a := mustPolicy(t, "rules:\n- {name: a, tools: [x], effect: allow, when: 'true'}\n")

@@ -30,6 +30,12 @@ func ParsePolicy(name string, src []byte) (*Policy, error) {
 // (filepath.Glob syntax), in lexical order per pattern, into one policy.
 // A pattern that matches no file is an error: a typo must not leave a
 // guard without its rules. Rule names must be unique across the files.
+//
+// Policy test files ([authz/authztest] case files, named *.cases.yaml or
+// *.cases.yml) may live next to the policies: a pattern with glob
+// characters ("policies/*.yaml") skips them. A pattern naming one file
+// loads it as given, and a case file loaded as a policy is an error that
+// says so.
 func LoadPolicyFiles(patterns ...string) (*Policy, error) {
 	if len(patterns) == 0 {
 		return nil, errors.New("authz: LoadPolicyFiles: no file patterns")
@@ -42,6 +48,12 @@ func LoadPolicyFiles(patterns ...string) (*Policy, error) {
 		}
 		if len(m) == 0 {
 			return nil, fmt.Errorf("authz: policy pattern %q matches no file", pat)
+		}
+		if hasGlobMeta(pat) {
+			m = slices.DeleteFunc(m, isCaseFile)
+			if len(m) == 0 {
+				return nil, fmt.Errorf("authz: policy pattern %q matches only policy test files (*.cases.yaml), no policy", pat)
+			}
 		}
 		slices.Sort(m)
 		for _, f := range m {
@@ -66,6 +78,23 @@ func LoadPolicyFiles(patterns ...string) (*Policy, error) {
 	return finish(compiled, append(errs, cerrs...))
 }
 
+// yamlLocalTag reports whether n carries a local YAML tag (!name), which
+// in a policy is always an unquoted string starting with "!".
+func yamlLocalTag(n *yaml.Node) bool {
+	return strings.HasPrefix(n.Tag, "!") && !strings.HasPrefix(n.Tag, "!!")
+}
+
+// isCaseFile reports whether name is an authztest case file by its name.
+func isCaseFile(name string) bool {
+	base := filepath.Base(name)
+	return strings.HasSuffix(base, ".cases.yaml") || strings.HasSuffix(base, ".cases.yml")
+}
+
+// hasGlobMeta reports whether a filepath.Glob pattern has glob characters.
+func hasGlobMeta(pattern string) bool {
+	return strings.ContainsAny(pattern, "*?[")
+}
+
 // maxPolicySize bounds a policy document.
 const maxPolicySize = 8 << 20
 
@@ -83,7 +112,7 @@ func parseRules(file string, src []byte) ([]pendingRule, []error) {
 	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(src, &doc); err != nil {
-		return nil, []error{yamlError(file, err)}
+		return nil, []error{yamlError(file, src, err)}
 	}
 	if doc.Kind == 0 {
 		return nil, []error{perr(nil, "", "empty policy document")}
@@ -94,6 +123,12 @@ func parseRules(file string, src []byte) ([]pendingRule, []error) {
 	}
 	if root.Kind != yaml.MappingNode {
 		return nil, []error{perr(root, "", "policy must be a mapping with a rules list")}
+	}
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		if k := root.Content[i]; k.Value == "cases" {
+			return nil, []error{perr(k, "", "this is a policy test file (authztest cases), not a policy: "+
+				"name it *.cases.yaml so policy globs skip it, and run it with authztest.Run")}
+		}
 	}
 	var rulesNode *yaml.Node
 	var errs []error
@@ -146,6 +181,12 @@ func parseRule(file string, n *yaml.Node, perr func(*yaml.Node, string, string, 
 		}
 		seen[k.Value] = true
 		scalar := func() (string, bool) {
+			if yamlLocalTag(v) {
+				// when: !destination.private is a YAML tag, not an expression.
+				errs = append(errs, perr(v, r.Name, "%s: YAML reads the unquoted %s as a tag: quote the expression, e.g. %s: %q",
+					k.Value, strings.TrimSpace(v.Tag+" "+v.Value), k.Value, strings.TrimSpace(v.Tag+" "+v.Value)))
+				return "", false
+			}
 			if v.Kind != yaml.ScalarNode || v.Tag == "!!null" {
 				errs = append(errs, perr(v, r.Name, "%s must be a string", k.Value))
 				return "", false
@@ -283,19 +324,48 @@ func whenPosition(n *yaml.Node) whenPos {
 	}
 }
 
-// yamlError turns a yaml syntax error into file:line: message.
-func yamlError(file string, err error) error {
+// yamlError turns a yaml syntax error into file:line: message. When the
+// line holds an unquoted value starting with "!" (a YAML tag), the message
+// says to quote the expression.
+func yamlError(file string, src []byte, err error) error {
 	msg := err.Error()
 	msg = strings.TrimPrefix(msg, "yaml: ")
 	// yaml.v3 reports "line N: message".
 	if rest, ok := strings.CutPrefix(msg, "line "); ok {
 		if i := strings.Index(rest, ":"); i > 0 {
 			if line, aerr := strconv.Atoi(rest[:i]); aerr == nil {
-				return &PolicyError{File: file, Line: line, Col: 1, Msg: "YAML: " + strings.TrimSpace(rest[i+1:])}
+				e := &PolicyError{File: file, Line: line, Col: 1, Msg: "YAML: " + strings.TrimSpace(rest[i+1:])}
+				if col := unquotedBang(src, line); col > 0 {
+					e.Col = col
+					e.Msg += `: an unquoted value starting with "!" is a YAML tag: quote the expression, e.g. when: "!destination.private"`
+				}
+				return e
 			}
 		}
 	}
 	return &PolicyError{File: file, Msg: "YAML: " + msg}
+}
+
+// unquotedBang returns the 1-based column of a value starting with "!"
+// after a "key:" on the given 1-based line of src, or 0.
+func unquotedBang(src []byte, line int) int {
+	lines := strings.Split(string(src), "\n")
+	if line < 1 || line > len(lines) {
+		return 0
+	}
+	l := lines[line-1]
+	for i := 0; i+2 < len(l); i++ {
+		if l[i] == ':' && l[i+1] == ' ' {
+			j := i + 1
+			for j < len(l) && l[j] == ' ' {
+				j++
+			}
+			if j+1 < len(l) && l[j] == '!' && l[j+1] != '!' {
+				return j + 1
+			}
+		}
+	}
+	return 0
 }
 
 // parseRate parses "N/unit" where unit is s, m, h or a Go duration ("10/m",
