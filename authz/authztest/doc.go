@@ -27,10 +27,17 @@
 //	    call: {tool: mail.send, intent: export, destination: "mailto:x@example.org"}
 //	    want: {effect: deny, rule: no-export-after-confidential}
 //
+// Name case files *.cases.yaml: [authz.LoadPolicyFiles] skips them in a
+// glob such as "policies/*.yaml", so policies and their cases share a
+// directory.
+//
 // A case may override task (including parent, for a sub-task, and
 // max_calls), list observe (taint) and prior (calls authorized first), and
 // advance the clock (age). [Run] runs each case as a subtest and, on
-// failure, prints the guard's [authz.Explanation] of the call.
+// failure, reports it at the case's file:line with the guard's
+// [authz.Explanation] of the call. Errors in a case file (an unknown key,
+// effect or sensitivity, a case without a name or tool) name the file and
+// line too.
 //
 // # Helpers
 //

@@ -3,10 +3,14 @@ package authztest
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -87,7 +91,14 @@ type Case struct {
 		Effect authz.Effect `yaml:"effect"`
 		Rule   string       `yaml:"rule"`
 	} `yaml:"want"`
+
+	// at is where the case starts, file:line; set by LoadCases.
+	at string
 }
+
+// At returns where the case starts in its file, as file:line, or "" for a
+// case that was not read by [LoadCases].
+func (c Case) At() string { return c.at }
 
 // RunOption configures [Run].
 type RunOption func(*runConfig)
@@ -98,27 +109,113 @@ type runConfig struct{ clock *Clock }
 // Clock the guard was built with (authz.WithClock(clock.Now)).
 func WithCaseClock(c *Clock) RunOption { return func(r *runConfig) { r.clock = c } }
 
-// LoadCases reads and validates a case file. Unknown keys are errors.
+// LoadCases reads and validates a case file. Unknown keys, unknown effects
+// and sensitivities and missing names or tools are errors of the form
+// file:line: message.
 func LoadCases(path string) (*CaseFile, error) {
 	src, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
+	var root yaml.Node
+	if err := yaml.Unmarshal(src, &root); err != nil {
+		return nil, lineError(path, err)
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(src))
 	dec.KnownFields(true)
 	var cf CaseFile
-	if err := dec.Decode(&cf); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+	if err := dec.Decode(&cf); err != nil && !errors.Is(err, io.EOF) {
+		return nil, locate(path, &root, err)
 	}
-	for i, c := range cf.Cases {
+	lines := caseLines(&root)
+	for i := range cf.Cases {
+		c := &cf.Cases[i]
+		line := 0
+		if i < len(lines) {
+			line = lines[i]
+		}
+		c.at = fmt.Sprintf("%s:%d", path, line)
 		if c.Name == "" {
-			return nil, fmt.Errorf("%s: case %d has no name", path, i+1)
+			return nil, fmt.Errorf("%s: case %d has no name", c.at, i+1)
 		}
 		if c.Call.Tool == "" {
-			return nil, fmt.Errorf("%s: case %q has no call.tool", path, c.Name)
+			return nil, fmt.Errorf("%s: case %q has no call.tool", c.at, c.Name)
 		}
 	}
 	return &cf, nil
+}
+
+// caseLines returns the line of each entry of the document's cases list.
+func caseLines(root *yaml.Node) []int {
+	n := root
+	if n.Kind == yaml.DocumentNode && len(n.Content) == 1 {
+		n = n.Content[0]
+	}
+	if n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == "cases" && n.Content[i+1].Kind == yaml.SequenceNode {
+			var lines []int
+			for _, c := range n.Content[i+1].Content {
+				lines = append(lines, c.Line)
+			}
+			return lines
+		}
+	}
+	return nil
+}
+
+// lineError rewrites yaml's "line N: message" errors as "file:N: message",
+// one per line.
+func lineError(path string, err error) error {
+	var te *yaml.TypeError
+	msgs := []string{strings.TrimPrefix(err.Error(), "yaml: ")}
+	if errors.As(err, &te) {
+		msgs = te.Errors
+	}
+	var out []string
+	for _, m := range msgs {
+		if rest, ok := strings.CutPrefix(m, "line "); ok {
+			if num, msg, ok := strings.Cut(rest, ": "); ok {
+				if _, aerr := strconv.Atoi(num); aerr == nil {
+					out = append(out, path+":"+num+": "+msg)
+					continue
+				}
+			}
+		}
+		out = append(out, path+": "+m)
+	}
+	return errors.New(strings.Join(out, "\n"))
+}
+
+// locate gives a decoding error its position. yaml reports unknown keys
+// and type errors with a line; an UnmarshalText error (an unknown effect
+// or sensitivity) comes without one, so the scalar whose quoted value the
+// error names is looked up in the document.
+func locate(path string, root *yaml.Node, err error) error {
+	if strings.Contains(err.Error(), "line ") {
+		return lineError(path, err)
+	}
+	var at *yaml.Node
+	var walk func(n *yaml.Node)
+	walk = func(n *yaml.Node) {
+		if at != nil {
+			return
+		}
+		if n.Kind == yaml.ScalarNode && strings.Contains(err.Error(), strconv.Quote(n.Value)) {
+			at = n
+			return
+		}
+		for _, c := range n.Content {
+			walk(c)
+		}
+	}
+	walk(root)
+	if at == nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return fmt.Errorf("%s:%d: %w", path, at.Line, err)
 }
 
 // Run runs the cases of the files matching patterns (filepath.Glob) against
@@ -173,12 +270,14 @@ func runCase(t *testing.T, g *authz.Guard, cfg runConfig, def TaskSpec, c Case) 
 	}
 	for _, p := range c.Prior {
 		if err := g.Authorize(ctx, p.Call()); err != nil {
-			t.Fatalf("prior call %s %q: %v\n%s", p.Tool, p.Destination, err, g.Explain(ctx, p.Call()))
+			failCase(t, c, fmt.Sprintf("prior call %s %q: %v\n%s", p.Tool, p.Destination, err, g.Explain(ctx, p.Call())))
+			t.FailNow()
 		}
 	}
 	if c.Age > 0 {
 		if cfg.clock == nil {
-			t.Fatalf("case %q has age but Run has no clock (use RunWith and WithCaseClock)", c.Name)
+			failCase(t, c, "the case has age but Run has no clock (use RunWith and WithCaseClock)")
+			t.FailNow()
 		}
 		cfg.clock.Advance(c.Age)
 	}
@@ -189,8 +288,20 @@ func runCase(t *testing.T, g *authz.Guard, cfg runConfig, def TaskSpec, c Case) 
 		if c.Want.Rule != "" {
 			want += " by " + c.Want.Rule
 		}
-		t.Errorf("want %s, got %s by %s (%s)\n%s", want, d.Effect, d.Rule, d.Reason, g.Explain(ctx, call))
+		failCase(t, c, fmt.Sprintf("want %s, got %s by %s (%s)\n%s", want, d.Effect, d.Rule, d.Reason, g.Explain(ctx, call)))
 	}
+}
+
+// failCase marks the test failed with msg under the case's file:line, in
+// place of the runner's source location, so the failure points at the case.
+func failCase(t *testing.T, c Case, msg string) {
+	t.Helper()
+	at := c.at
+	if at == "" {
+		at = "case"
+	}
+	fmt.Fprintf(t.Output(), "%s: case %q: %s\n", at, c.Name, strings.TrimRight(msg, "\n"))
+	t.Fail()
 }
 
 // normalize converts YAML-decoded numbers to the shapes authz.DecodeArgs
