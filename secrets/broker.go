@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -244,6 +245,15 @@ func validName(name string) error {
 	return nil
 }
 
+// goName returns the Go name of a sensitivity level ("Confidential").
+func goName(s authz.Sensitivity) string {
+	n := s.String()
+	if n == "" {
+		return n
+	}
+	return strings.ToUpper(n[:1]) + n[1:]
+}
+
 // Lease leases the secret name for the task in ctx. The guard must allow
 // Call{Tool: "secrets.lease", Intent: "secret.read", Destination:
 // "secret://NAME", Sensitivity: the secret's class}; a refusal returns an
@@ -305,6 +315,11 @@ func (b *Broker) Lease(ctx context.Context, name string, opts ...LeaseOption) (*
 	}
 	if err := b.guard.Authorize(ctx, authz.Call{Tool: LeaseTool, Intent: LeaseIntent,
 		Destination: "secret://" + name, Sensitivity: class, Args: args}); err != nil {
+		if de, ok := errors.AsType[*authz.DeniedError](err); ok && de.Decision.Rule == authz.RuleClearance {
+			return nil, fmt.Errorf("secrets: lease %q: %w; to lease it, begin the task with Clearance: authz.%v (or higher), "+
+				"or classify the secret lower (secrets.StaticClassified, or a Source implementing Classifier; unclassified secrets are Confidential)",
+				name, err, goName(class))
+		}
 		return nil, fmt.Errorf("secrets: lease %q: %w", name, err)
 	}
 

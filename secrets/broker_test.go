@@ -224,6 +224,8 @@ func TestLeaseErrors(t *testing.T) {
 	var de *authz.DeniedError
 	require.ErrorAs(t, err, &de, "a Confidential secret above an Internal clearance")
 	assert.Equal(t, authz.RuleClearance, de.Decision.Rule)
+	assert.ErrorContains(t, err, "begin the task with Clearance: authz.Confidential (or higher), or classify the secret lower",
+		"the denial says how to fix it")
 	_, err = e.b.Lease(ctx, "restricted")
 	assert.ErrorIs(t, err, authz.ErrDenied, "the source's class is the call's sensitivity")
 	_, err = e.b.Lease(context.Background(), "github-token")

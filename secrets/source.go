@@ -114,7 +114,9 @@ type static struct {
 }
 
 // Static returns a source of fixed values (long-lived secrets that stay in
-// the broker; only leases go out). Every secret is Confidential.
+// the broker; only leases go out). Every secret is Confidential, so only a
+// task with Clearance: authz.Confidential or higher can lease one; use
+// [StaticClassified] to give secrets other classes.
 func Static(values map[string]string) Source {
 	s := &static{values: make(map[string]*sealed, len(values))}
 	for k, v := range values {
