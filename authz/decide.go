@@ -348,6 +348,8 @@ func (s *decision) evalRules(t *Task) levelOutcome {
 func (s *decision) settle(o levelOutcome, above *Task) bool {
 	var reason string
 	switch {
+	case o.decider == nil && len(s.st.policy.rules) == 0:
+		s.d.Effect, s.d.Rule, reason = Deny, RuleNoMatch, noPolicyReason
 	case o.decider == nil:
 		s.d.Effect, s.d.Rule, reason = Deny, RuleNoMatch, "no rule allows this call"
 	case o.err != nil:

@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"context"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
@@ -134,7 +135,10 @@ type Guard struct {
 }
 
 // New returns a guard configured by opts. With no policy every call is
-// denied (RuleNoMatch).
+// denied (RuleNoMatch, with a reason that says the guard has no policy),
+// and New writes a warning to the [WithLogger] logger: a guard without
+// rules is allowed, because hosts may install the policy later with
+// [Guard.Update] or [WatchPolicyFiles], but it is rarely what was meant.
 func New(opts ...Option) (*Guard, error) {
 	g := &Guard{clock: time.Now, realClock: true, defaultTTL: DefaultTTL, approvalTimeout: DefaultApprovalTimeout,
 		tokenTTL: DefaultTokenTTL}
@@ -152,8 +156,16 @@ func New(opts ...Option) (*Guard, error) {
 	}
 	g.policies = nil
 	g.state.Store(index(p))
+	if len(p.rules) == 0 && g.logger != nil {
+		g.logger.LogAttrs(context.Background(), slog.LevelWarn, "taskguard guard has no policy",
+			slog.String("reason", noPolicyReason))
+	}
 	return g, nil
 }
+
+// noPolicyReason is the reason of a call denied because the guard has no
+// rules at all.
+const noPolicyReason = "the guard has no policy rules, so every call is denied: pass authz.WithPolicy to authz.New, or install a policy with Guard.Update"
 
 func (g *Guard) now() time.Time { return g.clock() }
 

@@ -362,6 +362,35 @@ func TestAuditDestinationOfEarlyDenials(t *testing.T) {
 	}
 }
 
+// A guard built without a policy denies everything, says why, and warns in
+// the audit log when it is built.
+func TestNewWithoutPolicyWarns(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	g, err := New(WithLogger(slog.New(slog.NewJSONHandler(&buf, nil))))
+	require.NoError(t, err)
+	var rec map[string]any
+	require.NoError(t, json.Unmarshal(buf.Bytes(), &rec))
+	assert.Equal(t, "WARN", rec["level"])
+	assert.Equal(t, "taskguard guard has no policy", rec["msg"])
+	assert.Contains(t, rec["reason"], "pass authz.WithPolicy")
+
+	ctx, _ := begin(t, g, TaskSpec{})
+	d := g.Check(ctx, Call{Tool: "http.fetch", Intent: "read"})
+	assert.Equal(t, Deny, d.Effect)
+	assert.Equal(t, RuleNoMatch, d.Rule)
+	assert.Contains(t, d.Reason, "the guard has no policy rules")
+
+	require.NoError(t, g.Update(mustPolicy(t, "rules: [{name: a, tools: [x], effect: allow, when: 'true'}]")))
+	d = g.Check(ctx, Call{Tool: "http.fetch", Intent: "read"})
+	assert.Equal(t, "no rule allows this call", d.Reason, "a policy with rules: the ordinary reason")
+
+	buf.Reset()
+	_, err = New(WithPolicy(mustPolicy(t, allowAll)), WithLogger(slog.New(slog.NewJSONHandler(&buf, nil))))
+	require.NoError(t, err)
+	assert.Empty(t, buf.String(), "no warning with a policy")
+}
+
 func TestCheckRecoversPanics(t *testing.T) {
 	t.Parallel()
 	g, _ := mustGuard(t, allowAll)
