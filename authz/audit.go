@@ -133,13 +133,14 @@ func (g *Guard) audit(ctx context.Context, t *Task, c *Call, d *Decision, latenc
 // the destination stage (a built-in check denied first) has no canonical
 // destination yet: the record parses it then, lexically (a file path's
 // symbolic links are not resolved), so the log shows where the call was
-// going. rejected is true only when the destination does not parse.
+// going. rejected is true only when a destination does not parse (the
+// primary one, or one of Call.Destinations: the reason names which).
 func auditDestination(t *Task, c *Call, d *Decision) (destination string, rejected bool) {
+	if d.Rule == RuleDestination {
+		return d.Destination, true
+	}
 	if d.Destination != "" || c.Destination == "" {
 		return d.Destination, false
-	}
-	if d.Rule == RuleDestination {
-		return "", true
 	}
 	var workdir string
 	if t != nil {

@@ -347,6 +347,8 @@ func TestAuditDestinationOfEarlyDenials(t *testing.T) {
 		{Call{Tool: "http.fetch", Intent: "export", Destination: "https://user@example.org/"}, RuleIntent, "", true},
 		{Call{Tool: "http.fetch", Intent: "read", Destination: "https://example.org/"}, "all", "https://example.org/", false},
 		{Call{Tool: "http.fetch", Intent: "export"}, RuleIntent, "", false},
+		{Call{Tool: "mail.send", Intent: "read", Destination: "a@example.org", Destinations: []string{"https://user@example.org/"}},
+			RuleDestination, "a@example.org", true},
 	} {
 		buf.Reset()
 		d := g.Check(ctx, tc.call)
