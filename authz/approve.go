@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Grant is an approver's full answer to an Ask.
@@ -60,11 +61,16 @@ func (f GranterFunc) Approve(ctx context.Context, c Call, d Decision) (bool, err
 // (RuleTaskEnded, the audit record says so). Authorize blocks while the
 // approver does.
 func (g *Guard) Authorize(ctx context.Context, c Call) error {
-	d := g.decide(ctx, c, true, nil)
+	var d Decision
+	var ap approvalObservation
+	if g.observer != nil {
+		defer g.observeAuthorize(ctx, &c, &d, &ap, time.Now())
+	}
+	d = g.decide(ctx, c, true, nil)
 	switch d.Effect {
 	case Allow:
 	case Ask:
-		d = g.approve(ctx, c, d)
+		d = g.approveObserved(ctx, c, d, &ap)
 		if d.Effect != Allow {
 			return &DeniedError{Decision: d, Tool: c.Tool}
 		}

@@ -29,7 +29,7 @@ func benchWhen() string {
 
 // benchPolicy has one matching rule for http.fetch and n-1 rules for other
 // tools. With globs, every tools pattern is a wildcard.
-func benchPolicy(b *testing.B, n int, globs ...bool) *Policy {
+func benchPolicy(b testing.TB, n int, globs ...bool) *Policy {
 	b.Helper()
 	wild := len(globs) > 0 && globs[0]
 	tool, other := "http.fetch", "tool.%d"

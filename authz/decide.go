@@ -44,7 +44,7 @@ func (g *Guard) Check(ctx context.Context, c Call) Decision {
 // taken) and Explain (x records every step).
 func (g *Guard) decide(ctx context.Context, c Call, consume bool, x *Explanation) (d Decision) {
 	var start time.Time
-	if g.logger != nil {
+	if g.logger != nil || g.observer != nil {
 		start = time.Now()
 	}
 	s := decision{g: g, ctx: ctx, c: c, consume: consume, x: x}
@@ -60,6 +60,9 @@ func (g *Guard) decide(ctx context.Context, c Call, consume bool, x *Explanation
 		}
 		if g.logger != nil {
 			g.audit(ctx, s.t, &s.c, &d, time.Since(start))
+		}
+		if g.observer != nil && !consume && x == nil {
+			g.observeDecision(ctx, OpCheck, s.t, &s.c, &d, start, nil)
 		}
 	}()
 	if s.st = g.state.Load(); s.st == nil {

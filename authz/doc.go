@@ -126,6 +126,17 @@
 // enforce again at use time: every HTTP redirect hop and dialed address,
 // every file opened through os.Root; [Guard.Deny] audits what they refuse.
 //
+// # Observability
+//
+// [WithObserver] sends an event for every decision of [Guard.Check] and
+// [Guard.Authorize] (tool, intent, effect, rule, policy version, task,
+// agent, latency and the approval's outcome and wait) and for every lease
+// the secrets broker grants or ends, to an [Observer]. Events never carry
+// arguments, destinations or secret values; a panicking observer is
+// recovered. The authz/authzotel module turns them into OpenTelemetry spans
+// and metrics. Without an observer nothing is made and Check still does
+// not allocate.
+//
 // # Across processes
 //
 // [WithIdentityVerifier] makes [Guard.Begin] verify [TaskSpec].Credential

@@ -116,6 +116,7 @@ type Guard struct {
 	dryRun     bool
 	observed   []string // intents whose results taint, beyond read and search
 	identity   IdentityVerifier
+	observer   *observers // nil: no observer (observer.go)
 
 	provenanceLimit int // bytes of untrusted text per task; 0: the default
 

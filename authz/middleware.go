@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Tool describes a tool to [Wrap]: its name, its default intent, and how to
@@ -91,6 +92,9 @@ func (g *Guard) Deny(ctx context.Context, c Call, rule, reason string, err error
 	if g.logger != nil {
 		g.audit(ctx, t, &c, &d, 0)
 	}
+	if g.observer != nil {
+		g.observeDecision(ctx, OpEnforce, t, &c, &d, time.Time{}, nil)
+	}
 	return &DeniedError{Decision: d, Tool: c.Tool}
 }
 
@@ -103,6 +107,9 @@ func (g *Guard) denyDescribe(ctx context.Context, tool string, err error) error 
 	}
 	if g.logger != nil {
 		g.audit(ctx, t, &Call{Tool: tool}, &d, 0)
+	}
+	if g.observer != nil {
+		g.observeDecision(ctx, OpAuthorize, t, &Call{Tool: tool}, &d, time.Time{}, nil)
 	}
 	return &DeniedError{Decision: d, Tool: tool}
 }

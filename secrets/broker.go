@@ -374,6 +374,8 @@ func (b *Broker) Lease(ctx context.Context, name string, opts ...LeaseOption) (*
 	}
 	b.gen.Add(1)
 	b.mu.Unlock()
+	b.guard.Observer().OnLease(ctx, authz.LeaseEvent{Kind: authz.LeaseGranted, Lease: l.id, Secret: name,
+		Task: task.ID(), ExpiresAt: expires})
 	if !hooked {
 		task.OnEnd(func() { b.endTask(task) })
 	}
@@ -469,10 +471,12 @@ func (b *Broker) retire(box *sealed, expires time.Time) {
 	}
 }
 
-// forget removes a dead lease from the live set.
-func (b *Broker) forget(l *Lease) {
+// forget removes a dead lease from the live set and reports whether it
+// was there.
+func (b *Broker) forget(l *Lease) (live bool) {
 	b.mu.Lock()
-	if _, ok := b.live[l]; ok {
+	defer b.mu.Unlock()
+	if _, live = b.live[l]; live {
 		delete(b.live, l)
 		delete(b.tasks[l.task], l)
 		if tb := b.bound[l.task]; tb != nil && len(l.audience) > 0 {
@@ -480,7 +484,7 @@ func (b *Broker) forget(l *Lease) {
 		}
 		b.gen.Add(1)
 	}
-	b.mu.Unlock()
+	return live
 }
 
 // endTask revokes the leases of a task that ended.

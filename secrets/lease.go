@@ -1,7 +1,9 @@
 package secrets
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -125,6 +127,7 @@ func (l *Lease) kill(state error) {
 	if l.state == nil {
 		l.state = state
 	}
+	final, expires := l.state, l.expires
 	box := l.box
 	l.box = nil
 	if l.timer != nil {
@@ -134,8 +137,16 @@ func (l *Lease) kill(state error) {
 	l.mu.Unlock()
 
 	l.broker.retire(box, cred.ExpiresAt)
-	l.broker.forget(l)
+	wasLive := l.broker.forget(l)
 	l.broker.revokeCred(cred)
+	if wasLive {
+		kind := authz.LeaseRevoked
+		if errors.Is(final, ErrLeaseExpired) {
+			kind = authz.LeaseExpired
+		}
+		l.broker.guard.Observer().OnLease(context.Background(), authz.LeaseEvent{Kind: kind, Lease: l.id,
+			Secret: l.name, Task: l.task.ID(), ExpiresAt: expires})
+	}
 	if lg := l.broker.logger; lg != nil {
 		lg.Info("taskguard lease ended", "lease", l.id, "secret", l.name, "task", l.task.ID(), "state", state.Error())
 	}
