@@ -348,9 +348,7 @@ func (s *suite) call(t *testing.T, st step) authz.Call {
 		dests[i] = spec.Prefix + d
 	}
 	if len(dests) > 0 {
-		c.Destination = dests[0]
-		// issue 15: c.Destinations = dests[1:] once Call.Destinations
-		// lands; until then rules read the list arguments.
+		c.Destination, c.Destinations = dests[0], dests[1:]
 	}
 	return c
 }
