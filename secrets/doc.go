@@ -30,7 +30,10 @@
 // long-lived values inside the broker so only leases go out; [Minter]
 // mints short-lived JWTs (EdDSA or HS256) bound to the task, agent,
 // audience and scope, and a [Verifier] lets the receiving service check
-// them, including the revocations fed by lease revocation.
+// them, including the revocations fed by lease revocation. A verifier in
+// another process than the minter sees those revocations through a shared
+// [RevocationStore] ([WithRevocationStore]; authz/redisstore keeps one in
+// Redis), and rejects every token while the store cannot answer.
 //
 // # Never printable
 //

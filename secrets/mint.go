@@ -50,8 +50,8 @@ type TokenSpec struct {
 
 // MintOption configures [NewMinter]. Exactly one key option
 // ([WithEd25519Key] or [WithHMACKey]) and [WithIssuer] are required; for
-// the other options a later one overrides an earlier one. [WithClock] and
-// [WithRevocations] are MintOptions too.
+// the other options a later one overrides an earlier one. [WithClock],
+// [WithRevocations] and [WithRevocationStore] are MintOptions too.
 type MintOption interface{ applyMint(*mintConfig) error }
 
 type mintOption func(*mintConfig) error
@@ -66,6 +66,7 @@ type mintConfig struct {
 	issuer   string
 	now      func() time.Time
 	revs     *Revocations
+	store    RevocationStore
 	idSource io.Reader // nil: crypto/rand
 }
 
@@ -150,6 +151,7 @@ type Minter struct {
 	issuer   string
 	now      func() time.Time
 	revs     *Revocations
+	store    RevocationStore // nil: only revs
 	idSource io.Reader
 	specs    map[string]TokenSpec
 	maxTTL   time.Duration
@@ -197,6 +199,7 @@ func NewMinter(tokens map[string]TokenSpec, opts ...MintOption) (*Minter, error)
 		issuer:   c.issuer,
 		now:      c.now,
 		revs:     c.revs,
+		store:    c.store,
 		idSource: c.idSource,
 		specs:    make(map[string]TokenSpec, len(tokens)),
 	}
@@ -354,10 +357,13 @@ func (m *Minter) newTokenID() (string, error) {
 // Revoke adds c's token ID to the minter's revocation list until c expires
 // (plus one minute, the largest verifier leeway), so verifiers sharing the
 // list reject the token from now on. A credential without ExpiresAt is
-// kept for the longest TTL of the minter's specs. Revoke ignores ctx, so
-// that it works when called for a task whose context has ended; it returns
-// an error only for a credential without an ID or a zero Minter.
-func (m *Minter) Revoke(_ context.Context, c Credential) error {
+// kept for the longest TTL of the minter's specs. With
+// [WithRevocationStore] the ID also goes to the store, under ctx, for
+// verifiers in other processes; Revoke then returns the store's error
+// (the in-process list has the ID either way). Otherwise it ignores ctx,
+// so that it works when called for a task whose context has ended, and
+// returns an error only for a credential without an ID or a zero Minter.
+func (m *Minter) Revoke(ctx context.Context, c Credential) error {
 	if m == nil || m.revs == nil {
 		return errors.New("secrets: Minter not initialised: use NewMinter")
 	}
@@ -369,6 +375,11 @@ func (m *Minter) Revoke(_ context.Context, c Credential) error {
 		exp = m.now().Add(m.maxTTL)
 	}
 	m.revs.Add(c.ID, exp)
+	if m.store != nil {
+		if err := m.store.RevokeToken(ctx, c.ID, exp.Add(maxLeeway)); err != nil {
+			return fmt.Errorf("secrets: revoke: revocation store: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -395,7 +406,7 @@ func (m *Minter) Revocations() *Revocations {
 
 // Verifier returns a verifier for tokens minted for audience: it has the
 // minter's verification key (the public key for EdDSA, the shared key for
-// HS256), issuer, clock and revocation list, and no leeway. Use
+// HS256), issuer, clock, revocation list and store, and no leeway. Use
 // [NewVerifier] in another process, or to set a leeway.
 func (m *Minter) Verifier(audience string) (*Verifier, error) {
 	if m == nil || m.keys == nil {
@@ -410,11 +421,15 @@ func (m *Minter) Verifier(audience string) (*Verifier, error) {
 	default:
 		return nil, errors.New("secrets: Minter has no verification key")
 	}
-	return NewVerifier(key,
+	opts := []VerifyOption{key,
 		WithExpectedIssuer(m.issuer),
 		WithExpectedAudience(audience),
 		WithClock(m.now),
-		WithRevocations(m.revs))
+		WithRevocations(m.revs)}
+	if m.store != nil {
+		opts = append(opts, WithRevocationStore(m.store))
+	}
+	return NewVerifier(opts...)
 }
 
 // String returns "secrets.Minter{alg: ALG, issuer: ISS}"; keys are never

@@ -49,8 +49,12 @@ func (o ClockOption) applyVerify(c *verifyConfig) error {
 
 // RevocationsOption shares a revocation list with a [Minter] or a
 // [Verifier]: it is a [MintOption] and a [VerifyOption]. Build it with
-// [WithRevocations].
-type RevocationsOption struct{ r *Revocations }
+// [WithRevocations] or [WithRevocationStore].
+type RevocationsOption struct {
+	r     *Revocations
+	store RevocationStore
+	isSet bool // built by WithRevocationStore
+}
 
 // WithRevocations shares the revocation list r. A nil r is an error at
 // construction. The last WithRevocations wins.
@@ -62,7 +66,26 @@ type RevocationsOption struct{ r *Revocations }
 //     treated as revoked.
 func WithRevocations(r *Revocations) RevocationsOption { return RevocationsOption{r: r} }
 
+// WithRevocationStore shares the revocation store s across processes. A
+// nil s is an error at construction. The last WithRevocationStore wins;
+// it combines with [WithRevocations].
+//
+//   - A [Minter] records every token it revokes in s as well as in its
+//     revocation list; [Minter.Revoke] returns the store's error.
+//   - A [Verifier] rejects tokens whose ID s reports revoked, and every
+//     token while s cannot answer.
+func WithRevocationStore(s RevocationStore) RevocationsOption {
+	return RevocationsOption{store: s, isSet: true}
+}
+
 func (o RevocationsOption) applyMint(c *mintConfig) error {
+	if o.isSet {
+		if o.store == nil {
+			return errors.New("secrets: WithRevocationStore: nil store")
+		}
+		c.store = o.store
+		return nil
+	}
 	if o.r == nil {
 		return errors.New("secrets: WithRevocations: nil revocation list")
 	}
@@ -71,6 +94,13 @@ func (o RevocationsOption) applyMint(c *mintConfig) error {
 }
 
 func (o RevocationsOption) applyVerify(c *verifyConfig) error {
+	if o.isSet {
+		if o.store == nil {
+			return errors.New("secrets: WithRevocationStore: nil store")
+		}
+		c.store = o.store
+		return nil
+	}
 	if o.r == nil {
 		return errors.New("secrets: WithRevocations: nil revocation list")
 	}

@@ -2,6 +2,7 @@ package secrets
 
 import (
 	"container/heap"
+	"context"
 	"sync"
 	"time"
 )
@@ -126,3 +127,26 @@ func (h *revocationHeap) Pop() any {
 	*h = old[:len(old)-1]
 	return e
 }
+
+// RevocationStore keeps revoked token IDs where minters and verifiers in
+// other processes see them: a [Minter] with [WithRevocationStore] records
+// each token it revokes there, and a [Verifier] with the same store
+// rejects them, whichever process minted them. The Redis store of
+// authz/redisstore is one. The in-process [Revocations] list still works
+// alongside: a minter records a revocation in both.
+//
+// Implementations must be safe for concurrent use and honour ctx.
+type RevocationStore interface {
+	// RevokeToken records id as revoked; the store may forget it after
+	// until (the token's expiry plus the largest verifier leeway).
+	RevokeToken(ctx context.Context, id string, until time.Time) error
+	// TokenRevoked reports whether id is revoked. An error (the store
+	// is unreachable or slow) makes Verify reject the token: a verifier
+	// that cannot tell whether a token was revoked does not accept it.
+	TokenRevoked(ctx context.Context, id string) (bool, error)
+}
+
+// DefaultRevocationTimeout bounds a [RevocationStore] lookup made by
+// [Verifier.Verify], which has no context of its own; use
+// [Verifier.VerifyContext] to choose the bound.
+const DefaultRevocationTimeout = time.Second

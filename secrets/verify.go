@@ -1,6 +1,7 @@
 package secrets
 
 import (
+	"context"
 	"crypto/ed25519"
 	"encoding/json"
 	"errors"
@@ -37,6 +38,7 @@ var (
 	errTokenNoAgent       = fmt.Errorf("%w: missing claim agent", ErrInvalidToken)
 	errTokenClaims        = fmt.Errorf("%w: invalid claims", ErrInvalidToken)
 	errTokenRevoked       = fmt.Errorf("%w: revoked", ErrInvalidToken)
+	errTokenRevocation    = fmt.Errorf("%w: revocation store unavailable", ErrInvalidToken)
 )
 
 // Claims are the claims of a verified token. Times are in UTC; a time is
@@ -61,8 +63,8 @@ type Claims struct {
 // VerifyOption configures [NewVerifier]. Exactly one key option
 // ([WithEd25519PublicKey] or [WithHMACVerifyKey]), [WithExpectedIssuer]
 // and [WithExpectedAudience] are required; for the other options a later
-// one overrides an earlier one. [WithClock] and [WithRevocations] are
-// VerifyOptions too.
+// one overrides an earlier one. [WithClock], [WithRevocations] and
+// [WithRevocationStore] are VerifyOptions too.
 type VerifyOption interface{ applyVerify(*verifyConfig) error }
 
 type verifyOption func(*verifyConfig) error
@@ -77,6 +79,7 @@ type verifyConfig struct {
 	audience string
 	now      func() time.Time
 	revs     *Revocations
+	store    RevocationStore
 	leeway   time.Duration
 }
 
@@ -154,6 +157,7 @@ type Verifier struct {
 	parser  *jwt.Parser
 	keyFunc jwt.Keyfunc // holds the key
 	revs    *Revocations
+	store   RevocationStore // nil: only revs
 }
 
 // NewVerifier returns a verifier for the key, issuer and audience the
@@ -201,7 +205,8 @@ func NewVerifier(opts ...VerifyOption) (*Verifier, error) {
 			}
 			return key, nil
 		},
-		revs: c.revs,
+		revs:  c.revs,
+		store: c.store,
 	}, nil
 }
 
@@ -214,8 +219,23 @@ func NewVerifier(opts ...VerifyOption) (*Verifier, error) {
 // exp, task or agent; or whose jti is revoked. The error names the reason
 // and never contains the token.
 //
-// Verify does not block (beyond a short read lock on the revocation list).
+// Without a [RevocationStore] Verify does not block (beyond a short read
+// lock on the revocation list). With one it asks the store, bounded by
+// [DefaultRevocationTimeout], and rejects the token when the store cannot
+// answer; [Verifier.VerifyContext] takes the caller's context instead.
 func (v *Verifier) Verify(token string) (*Claims, error) {
+	if v != nil && v.store != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), DefaultRevocationTimeout)
+		defer cancel()
+		return v.VerifyContext(ctx, token)
+	}
+	return v.VerifyContext(context.Background(), token)
+}
+
+// VerifyContext is [Verifier.Verify] with ctx bounding the lookup in the
+// verifier's [RevocationStore] (ctx is unused without one). A done ctx or
+// a store error rejects the token.
+func (v *Verifier) VerifyContext(ctx context.Context, token string) (*Claims, error) {
 	if v == nil || v.parser == nil {
 		return nil, errTokenNotConfigured
 	}
@@ -241,6 +261,15 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 	if v.revs.Revoked(c.ID) {
 		return nil, errTokenRevoked
 	}
+	if v.store != nil {
+		revoked, err := v.storeRevoked(ctx, c.ID)
+		switch {
+		case err != nil:
+			return nil, errTokenRevocation
+		case revoked:
+			return nil, errTokenRevoked
+		}
+	}
 	return &Claims{
 		ID:        c.ID,
 		Issuer:    c.Issuer,
@@ -253,6 +282,16 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 		NotBefore: numericTime(c.NotBefore),
 		ExpiresAt: numericTime(c.ExpiresAt),
 	}, nil
+}
+
+// storeRevoked asks the verifier's store, turning a panic into an error.
+func (v *Verifier) storeRevoked(ctx context.Context, id string) (revoked bool, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			revoked, err = false, fmt.Errorf("revocation store panicked: %v", r)
+		}
+	}()
+	return v.store.TokenRevoked(ctx, id)
 }
 
 // compactJWS reports whether s is three non-empty-header base64url
