@@ -15,6 +15,7 @@ import (
 
 	"cel.dev/cel-go/cel"
 	"cel.dev/cel-go/common/cost"
+	"cel.dev/cel-go/common/overloads"
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/common/types/ref"
 	"cel.dev/cel-go/ext"
@@ -172,6 +173,12 @@ func newProvider() (*provider, error) {
 		"clearance": {types.IntType, func(v any) ref.Val { return types.Int(v.(*taskView).t.clearance) }},
 		"labels":    {stringMap, func(v any) ref.Val { return stringMapVal(v.(*taskView).t.labels) }},
 		"depth":     {types.IntType, func(v any) ref.Val { return types.Int(v.(*taskView).t.depth) }},
+		"scope": {scopeType, func(v any) ref.Val {
+			if s := v.(*taskView).t.scopeCEL; s != nil {
+				return s
+			}
+			return emptyScope
+		}},
 		"truncated": {types.BoolType, func(v any) ref.Val { return types.Bool(v.(*taskView).t.truncated()) }},
 		"age": {types.DurationType, func(v any) ref.Val {
 			tv := v.(*taskView)
@@ -213,7 +220,7 @@ func newProvider() (*provider, error) {
 			}
 			return str("")
 		}},
-		"canonical": {types.StringType, func(v any) ref.Val { return str(v.(*destView).d.String()) }},
+		"canonical": {types.StringType, func(v any) ref.Val { return v.(*destView).canonical() }},
 	})
 	return p, nil
 }
@@ -359,6 +366,11 @@ func (e costEstimator) EstimateSize(n cost.AstNode) *cost.SizeEstimate {
 
 func (costEstimator) EstimateCallCost(fn, overload string, target *cost.AstNode, args []cost.AstNode) *cost.CallEstimate {
 	switch overload {
+	case overloads.InList:
+		if isScopeList(args[1].Path()) {
+			// A map lookup (scopeList.Contains).
+			return cost.NewCallEstimate(cost.FixedCostEstimate(1), nil)
+		}
 	case "string_glob_string", "string_within_string":
 		// Linear in the lengths of both strings.
 		return cost.NewCallEstimate(cost.RangedCostEstimate(1, 1+2*MaxDestinationSize/10), nil)
@@ -740,6 +752,11 @@ type destView struct {
 	d        dest.Destination
 	hostVal  ref.Val
 	hostText string
+	// canon is the canonical text, set by the destination stage; canonVal
+	// its CEL value, kept like hostVal.
+	canon     string
+	canonVal  ref.Val
+	canonText string
 }
 
 func (v *destView) host() ref.Val {
@@ -747,6 +764,16 @@ func (v *destView) host() ref.Val {
 		v.hostText, v.hostVal = v.d.Host, types.String(v.d.Host)
 	}
 	return v.hostVal
+}
+
+func (v *destView) canonical() ref.Val {
+	if v.canon == "" && v.d.Kind != dest.KindNone {
+		v.canon = v.d.String()
+	}
+	if v.canonVal == nil || v.canonText != v.canon {
+		v.canonText, v.canonVal = v.canon, types.String(v.canon)
+	}
+	return v.canonVal
 }
 
 var activations = sync.Pool{New: func() any {
@@ -788,10 +815,7 @@ func (a *activation) release() {
 	a.task.t = nil
 	a.agent.v = nil
 	a.call = Call{}
-	a.dest.d = dest.Destination{}
-	if len(a.dest.hostText) > MaxInputSize {
-		a.dest.hostText, a.dest.hostVal = "", nil
-	}
+	a.dest.reset()
 	a.args = nil
 	if a.dests != nil || len(a.more) > 0 {
 		a.releaseDestinations()
@@ -801,6 +825,18 @@ func (a *activation) release() {
 	a.deciders = a.deciders[:0]
 	a.now, a.nowSet = time.Time{}, false
 	activations.Put(a)
+}
+
+// reset forgets the destination, keeping the CEL values of short texts
+// for the next use of the pooled activation.
+func (v *destView) reset() {
+	v.d, v.canon = dest.Destination{}, ""
+	if len(v.hostText) > MaxInputSize {
+		v.hostText, v.hostVal = "", nil
+	}
+	if len(v.canonText) > MaxInputSize {
+		v.canonText, v.canonVal = "", nil
+	}
 }
 
 // moreDestinations returns n destination views for the call's further
@@ -845,10 +881,7 @@ func (a *activation) releaseDestinations() {
 	clear(a.moreObjs)
 	a.moreObjs = a.moreObjs[:0]
 	for i := range a.more {
-		a.more[i].d = dest.Destination{}
-		if len(a.more[i].hostText) > MaxInputSize {
-			a.more[i].hostText, a.more[i].hostVal = "", nil
-		}
+		a.more[i].reset()
 	}
 	a.more = a.more[:0]
 }

@@ -180,7 +180,7 @@ func (s *decision) destination() bool {
 	if len(canon) > MaxDestinationSize {
 		return s.deny(RuleDestination, fmt.Sprintf("destination is longer than %d bytes", MaxDestinationSize), nil)
 	}
-	s.d.Destination = canon
+	s.d.Destination, s.act.dest.canon = canon, canon
 	s.pass(RuleDestination, canon)
 	if len(s.c.Destinations) > 0 {
 		return s.moreDestinations()
@@ -216,7 +216,7 @@ func (s *decision) moreDestinations() bool {
 		if len(canon) > MaxDestinationSize {
 			return s.deny(RuleDestination, fmt.Sprintf("destinations[%d] is longer than %d bytes", i+1, MaxDestinationSize), nil)
 		}
-		canons[i] = canon
+		canons[i], more[i].canon = canon, canon
 		s.pass(RuleDestination, canon)
 	}
 	s.d.Destinations = canons

@@ -67,7 +67,9 @@
 //	agent        id, attrs (map)
 //	task         id, purpose, intents, tools, clearance, labels, depth,
 //	             age, remaining (durations), calls (map tool → count),
-//	             taint {sensitivity, untrusted, sources}
+//	             taint {sensitivity, untrusted, sources}, truncated,
+//	             scope (map of lists: task.scope.recipients; `in` on
+//	             them is exact and costs one unit, see TaskSpec.Scope)
 //	tool         string
 //	intent       string
 //	destination  kind ("url", "file", "email", "other", "none"), scheme,

@@ -67,6 +67,24 @@ type TaskSpec struct {
 	// destinations are resolved against it. A sub-task inherits its parent's
 	// labels and may add new keys but not change existing ones.
 	Labels map[string]string
+	// Scope lists what the user's request named, per kind: recipients,
+	// payees, hosts, channels ... Policies read it as task.scope, e.g.
+	// destinations.all(d, d.canonical in task.scope.recipients); `in` on
+	// a scope list is an exact string comparison in constant time. Values
+	// are kept as given without surrounding white space, except that a
+	// destination with a scheme, an e-mail address or an absolute path is
+	// kept in its canonical form (what destination.canonical holds:
+	// "Bob@Example.COM" becomes "Bob@example.com", "HTTPS://Example.org"
+	// "https://example.org/"); anything else (an IBAN, a channel, a bare
+	// host name) must be written as rules compare it. Empty values are an
+	// error, duplicates are dropped. At most MaxInputSize keys and
+	// MaxInputSize values in all, each at most MaxInputSize bytes. A
+	// sub-task may only narrow it: every key it gives must be one of the
+	// parent's, with a subset of its values; keys it leaves out keep the
+	// parent's values. A key missing from the scope is a missing map key
+	// in CEL, which denies the call unless the rule tests for it
+	// (has(task.scope.payees)).
+	Scope map[string][]string
 }
 
 // Taint is what a task has observed so far: the highest sensitivity of the
@@ -99,6 +117,8 @@ type Task struct {
 	tools      []string
 	clearance  Sensitivity
 	labels     map[string]string
+	scopeLists map[string][]string // canonical, see TaskSpec.Scope
+	scopeCEL   ref.Val             // task.scope
 	workdir    string
 	depth      int
 	start      time.Time
@@ -216,6 +236,10 @@ func (g *Guard) newTask(parent *Task, spec TaskSpec) (*Task, error) {
 	if err := checkSpecSizes(spec); err != nil {
 		return nil, fmt.Errorf("authz: begin: %w", err)
 	}
+	scope, err := canonScope(spec.Scope)
+	if err != nil {
+		return nil, fmt.Errorf("authz: begin: %w", err)
+	}
 	for _, p := range spec.Tools {
 		if err := glob.ValidPattern(p); err != nil {
 			return nil, fmt.Errorf("authz: begin: tools: %w", err)
@@ -227,17 +251,18 @@ func (g *Guard) newTask(parent *Task, spec TaskSpec) (*Task, error) {
 		ttl = g.defaultTTL
 	}
 	t := &Task{
-		guard:     g,
-		parent:    parent,
-		id:        "task_" + rand.Text(),
-		agent:     Agent{ID: spec.Agent.ID, Attrs: maps.Clone(spec.Agent.Attrs)},
-		purpose:   spec.Purpose,
-		intents:   slices.Clone(spec.Intents),
-		tools:     slices.Clone(spec.Tools),
-		clearance: spec.Clearance,
-		labels:    maps.Clone(spec.Labels),
-		start:     now,
-		deadline:  now.Add(ttl),
+		guard:      g,
+		parent:     parent,
+		id:         "task_" + rand.Text(),
+		agent:      Agent{ID: spec.Agent.ID, Attrs: maps.Clone(spec.Agent.Attrs)},
+		purpose:    spec.Purpose,
+		intents:    slices.Clone(spec.Intents),
+		tools:      slices.Clone(spec.Tools),
+		clearance:  spec.Clearance,
+		labels:     maps.Clone(spec.Labels),
+		scopeLists: scope,
+		start:      now,
+		deadline:   now.Add(ttl),
 	}
 	if parent != nil {
 		if parent.Ended() || !now.Before(parent.deadline) {
@@ -246,7 +271,11 @@ func (g *Guard) newTask(parent *Task, spec TaskSpec) (*Task, error) {
 		if err := t.narrow(parent, spec.TTL); err != nil {
 			return nil, err
 		}
+		if t.scopeLists, err = narrowScope(parent.scopeLists, t.scopeLists); err != nil {
+			return nil, err
+		}
 	}
+	t.scopeCEL = scopeVal(t.scopeLists)
 	for p, n := range spec.MaxCalls {
 		if err := glob.ValidPattern(p); err != nil {
 			return nil, fmt.Errorf("authz: begin: MaxCalls: %w", err)

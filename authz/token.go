@@ -98,17 +98,18 @@ type taskClaims struct {
 
 // taskScope is one task of the chain as a token carries it.
 type taskScope struct {
-	ID        string            `json:"id"`
-	Agent     string            `json:"agent"`
-	Attrs     map[string]string `json:"attrs,omitempty"`
-	Purpose   string            `json:"purpose,omitempty"`
-	Intents   []string          `json:"intents,omitempty"`
-	Tools     []string          `json:"tools,omitempty"`
-	Clearance Sensitivity       `json:"clearance"`
-	Labels    map[string]string `json:"labels,omitempty"`
-	Budgets   map[string]int    `json:"budgets,omitempty"` // calls left per pattern
-	Deadline  int64             `json:"deadline"`          // Unix nanoseconds
-	Taint     *Taint            `json:"taint,omitempty"`   // what the task had observed
+	ID        string              `json:"id"`
+	Agent     string              `json:"agent"`
+	Attrs     map[string]string   `json:"attrs,omitempty"`
+	Purpose   string              `json:"purpose,omitempty"`
+	Intents   []string            `json:"intents,omitempty"`
+	Tools     []string            `json:"tools,omitempty"`
+	Clearance Sensitivity         `json:"clearance"`
+	Labels    map[string]string   `json:"labels,omitempty"`
+	Scope     map[string][]string `json:"scope,omitempty"`
+	Budgets   map[string]int      `json:"budgets,omitempty"` // calls left per pattern
+	Deadline  int64               `json:"deadline"`          // Unix nanoseconds
+	Taint     *Taint              `json:"taint,omitempty"`   // what the task had observed
 	// Ancestors are the chain above the task, root first (only on the
 	// token's own task).
 	Ancestors []taskScope `json:"ancestors,omitempty"`
@@ -167,7 +168,7 @@ func (t *Task) Token(audience string) (string, error) {
 // scope returns t's scope for a token.
 func (t *Task) scope() taskScope {
 	s := taskScope{ID: t.id, Agent: t.agent.ID, Attrs: t.agent.Attrs, Purpose: t.purpose, Intents: t.intents,
-		Tools: t.tools, Clearance: t.clearance, Labels: t.labels, Deadline: t.deadline.UnixNano()}
+		Tools: t.tools, Clearance: t.clearance, Labels: t.labels, Scope: t.scopeLists, Deadline: t.deadline.UnixNano()}
 	if tt := t.Taint(); tt.Sensitivity > Public || tt.Untrusted || len(tt.Sources) > 0 {
 		s.Taint = &tt
 	}
@@ -249,7 +250,7 @@ func (g *Guard) Resume(ctx context.Context, token string) (context.Context, *Tas
 // bounds of Begin and narrowing it under parent.
 func (g *Guard) resumeTask(s taskScope, parent *Task) (*Task, error) {
 	spec := TaskSpec{Agent: Agent{ID: s.Agent, Attrs: s.Attrs}, Purpose: s.Purpose, Intents: s.Intents, Tools: s.Tools,
-		Clearance: s.Clearance, Labels: s.Labels, MaxCalls: s.Budgets}
+		Clearance: s.Clearance, Labels: s.Labels, Scope: s.Scope, MaxCalls: s.Budgets}
 	deadline := time.Unix(0, s.Deadline)
 	now := g.now()
 	if !now.Before(deadline) {
