@@ -406,7 +406,12 @@ func under(base, p string) (string, bool) {
 func (r *Root) deny(ctx context.Context, op Op, verb, name string, cause error) error {
 	tool := r.cfg.tools[op]
 	if errors.Is(cause, ErrEscape) {
+		// The audit record shows where the name leads lexically (a ".."
+		// out of the root), next to the rule that refused it.
 		c := authz.Call{Tool: tool.tool, Intent: tool.intent}
+		if !strings.ContainsRune(name, 0) {
+			c.Destination = filepath.Join(r.dir, name)
+		}
 		return &fs.PathError{Op: verb, Path: name, Err: r.g.Deny(ctx, c, authz.RuleEscape, cause.Error(), cause)}
 	}
 	return &fs.PathError{Op: verb, Path: name, Err: r.g.DescribeError(ctx, tool.tool, cause)}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 
 	"github.com/taskguard/taskguard/authz"
@@ -24,6 +25,7 @@ func TestQuickstart(t *testing.T) {
 		"ALLOW    http.fetch https://api.github.com:$PORT/moved",
 		"ALLOW    fs.read $WORKSPACE/notes/plan.md",
 		`tool ran: "1. read the README\n"`,
+		"input    notes/../../etc/passwd\n   DENY     fs.read ",
 		"rule @escape: fsguard: path escapes the root",
 		"DENY     fs.read /etc/passwd\n            rule files-stay-in-workspace",
 		"ASK      fs.write $WORKSPACE/report.md\n            rule writes-need-review",
@@ -40,14 +42,25 @@ func TestQuickstart(t *testing.T) {
 		"DENY     mail.send partner@example.net\n            rule no-export-after-confidential",
 		"first task: 3 entries, second task: 0 entries",
 		"reading the memory: contextguard: task ended",
+		"input    http://0xa9fea9fe/latest/meta-data/\n   DENY     http.fetch http://169.254.169.254/latest/meta-data\n",
+		"input    https://API.GitHub.com.:$PORT/repos/taskguard/taskguard\n   ALLOW    http.fetch https://api.github.com:$PORT/repos/taskguard/taskguard\n",
 		"DENY     secrets.lease secret://github-token\n            rule @no-match",
+		`refused: secrets: lease "github-token": authz: secrets.lease denied by @no-match`,
+		"result: first task: 3 entries, second task: 0 entries",
+		"the next call was denied: tool not called",
 		"using the lease now: secrets: lease revoked",
 	} {
 		assert.Contains(t, got, want)
 	}
 	assert.Equal(t, 3, bytes.Count(out.Bytes(), []byte("rule no-private-network")), "both SSRF spellings and the redirect hop are denied")
 	assert.Equal(t, 1, bytes.Count(out.Bytes(), []byte("rule @dial")), "the rebinding name is refused at dial time")
-	assert.Equal(t, 10, bytes.Count(out.Bytes(), []byte("tool not called")))
+	assert.Equal(t, 9, bytes.Count(out.Bytes(), []byte("tool not called")), "only tool calls say tool not called")
+	assert.Equal(t, 8, bytes.Count(out.Bytes(), []byte("tool ran:")), "only tool calls say tool ran")
+	assert.NotContains(t, got, "tool ran: lease", "a lease is not a tool call")
+	assert.NotContains(t, got, "tool ran: first task", "starting a task is not a tool call")
+	lines := strings.Split(strings.TrimSpace(got), "\n")
+	assert.Equal(t, "summary: 21 steps, 22 decisions (9 allowed, 10 denied, 3 asked for approval, 3 approved); of the tool steps 7 ran and 9 were stopped by the guard",
+		lines[len(lines)-1], "the output ends with a one-line summary")
 	assert.Equal(t, 2, bytes.Count(out.Bytes(), []byte("? alice, approve")), "the identical call is not asked again; the changed one is")
 	assert.NotContains(t, got, "root:x:0:0", "nothing outside the workspace was read")
 	assert.NotContains(t, got, "ghp_quickstartExampleToken", "the token never reaches the output")
