@@ -239,9 +239,23 @@ func stringMapVal(m map[string]string) ref.Val {
 	return types.NewStringStringMap(types.DefaultTypeAdapter, m)
 }
 
-// celEnv is the one CEL environment every policy compiles against.
+// celProvider is the provider of every environment.
+var celProvider = sync.OnceValues(newProvider)
+
+// celEnv is the CEL environment policies compile against: celBaseEnv with
+// args a map of dynamic values. Rules over declared tools compile in an
+// extension of celBaseEnv where args has a type of its own (typedEnv).
 var celEnv = sync.OnceValues(func() (*cel.Env, error) {
-	p, err := newProvider()
+	base, err := celBaseEnv()
+	if err != nil {
+		return nil, err
+	}
+	return base.Extend(cel.Variable("args", types.NewMapType(types.StringType, types.DynType)))
+})
+
+// celBaseEnv is every variable, constant and function of policies but args.
+var celBaseEnv = sync.OnceValues(func() (*cel.Env, error) {
+	p, err := celProvider()
 	if err != nil {
 		return nil, err
 	}
@@ -254,7 +268,6 @@ var celEnv = sync.OnceValues(func() (*cel.Env, error) {
 		cel.Variable("destination", destType),
 		cel.Variable("destinations", types.NewListType(destType)),
 		cel.Variable("sensitivity", types.IntType),
-		cel.Variable("args", types.NewMapType(types.StringType, types.DynType)),
 		cel.Variable("now", types.TimestampType),
 		cel.Constant("PUBLIC", types.IntType, types.Int(Public)),
 		cel.Constant("INTERNAL", types.IntType, types.Int(Internal)),
@@ -292,17 +305,27 @@ var celProvenanceEnv = sync.OnceValues(func() (*cel.Env, error) {
 	if err != nil {
 		return nil, err
 	}
-	return env.Extend(
+	return env.Extend(provenanceFunctions()...)
+})
+
+// provenanceFunctions declares the late-bound provenance methods.
+func provenanceFunctions() []cel.EnvOption {
+	return []cel.EnvOption{
 		cel.Function("fromUntrusted",
 			cel.MemberOverload("string_fromUntrusted", []*cel.Type{cel.StringType}, cel.BoolType, cel.LateFunctionBinding())),
 		cel.Function("fromTrusted",
 			cel.MemberOverload("string_fromTrusted", []*cel.Type{cel.StringType}, cel.BoolType, cel.LateFunctionBinding())),
-	)
-})
+	}
+}
 
-// envFor returns the environment expr compiles against.
-func envFor(expr string) (*cel.Env, error) {
-	if strings.Contains(expr, "fromUntrusted") || strings.Contains(expr, "fromTrusted") {
+// envFor returns the environment expr compiles against; shape, when not
+// nil, types its args.
+func envFor(expr string, shape *argsShape) (*cel.Env, error) {
+	late := strings.Contains(expr, "fromUntrusted") || strings.Contains(expr, "fromTrusted")
+	if shape != nil {
+		return typedEnv(shape, late)
+	}
+	if late {
 		return celProvenanceEnv()
 	}
 	return celEnv()
@@ -478,6 +501,8 @@ type program struct {
 	tracked bool
 	// lateBound programs call the late-bound provenance methods.
 	lateBound bool
+	// typed programs read args as an object of declared fields.
+	typed bool
 	// partial plans the expression for partial evaluation, on first use.
 	partial *partialProgram
 }
@@ -543,10 +568,11 @@ func (p *program) possible(act *activation) (bool, bool) {
 	return bool(b), true
 }
 
-// compileWhen type-checks expr, estimates its cost and plans it. The error
-// positions are relative to expr (line 1-based, column 0-based).
-func compileWhen(expr string) (program, []celIssue) {
-	env, err := envFor(expr)
+// compileWhen type-checks expr, estimates its cost and plans it; shape,
+// when not nil, types args. The error positions are relative to expr (line
+// 1-based, column 0-based).
+func compileWhen(expr string, shape *argsShape) (program, []celIssue) {
+	env, err := envFor(expr, shape)
 	if err != nil {
 		return program{}, []celIssue{{msg: "CEL environment: " + err.Error()}}
 	}
@@ -554,7 +580,9 @@ func compileWhen(expr string) (program, []celIssue) {
 	if iss != nil && iss.Err() != nil {
 		var out []celIssue
 		for _, e := range iss.Errors() {
-			out = append(out, celIssue{line: e.Location.Line(), col: e.Location.Column(), msg: e.Message})
+			is := celIssue{line: e.Location.Line(), col: e.Location.Column(), msg: e.Message}
+			is.msg = argsHint(shape, expr, is)
+			out = append(out, is)
 		}
 		return program{}, out
 	}
@@ -584,7 +612,7 @@ func compileWhen(expr string) (program, []celIssue) {
 	if err != nil {
 		return program{}, []celIssue{{line: 1, msg: err.Error()}}
 	}
-	p := program{prg: prg, tracked: tracked, partial: &partialProgram{env: env, ast: ast, tracked: tracked}, lateBound: callsLateBound(ast)}
+	p := program{prg: prg, tracked: tracked, partial: &partialProgram{env: env, ast: ast, tracked: tracked}, lateBound: callsLateBound(ast), typed: shape != nil}
 	if b, ok := constantBool(ast); ok {
 		p.constant = &b
 	}
@@ -597,17 +625,33 @@ type compiledWhen struct {
 	issues []celIssue
 }
 
+// whenKey is an expression and the shape of its args (nil: dynamic).
+type whenKey struct {
+	expr  string
+	shape *argsShape
+}
+
+// whenID identifies a whenKey: equal shapes compile alike.
+type whenID struct{ expr, shape string }
+
+func (k whenKey) id() whenID {
+	if k.shape == nil {
+		return whenID{expr: k.expr}
+	}
+	return whenID{k.expr, "typed\x00" + k.shape.sig}
+}
+
 // compileWhens compiles the distinct non-blank expressions of exprs, each
 // once, on up to GOMAXPROCS goroutines. Programs are immutable and safe to
 // share between rules.
-func compileWhens(exprs []string) map[string]compiledWhen {
-	var todo []string
-	out := make(map[string]compiledWhen, len(exprs))
+func compileWhens(exprs []whenKey) map[whenID]compiledWhen {
+	var todo []whenKey
+	out := make(map[whenID]compiledWhen, len(exprs))
 	for _, e := range exprs {
-		if _, dup := out[e]; dup || strings.TrimSpace(e) == "" {
+		if _, dup := out[e.id()]; dup || strings.TrimSpace(e.expr) == "" {
 			continue
 		}
-		out[e] = compiledWhen{}
+		out[e.id()] = compiledWhen{}
 		todo = append(todo, e)
 	}
 	results := make([]compiledWhen, len(todo))
@@ -617,13 +661,13 @@ func compileWhens(exprs []string) map[string]compiledWhen {
 	for range workers {
 		wg.Go(func() {
 			for i := int(next.Add(1)) - 1; i < len(todo); i = int(next.Add(1)) - 1 {
-				results[i].prg, results[i].issues = compileWhen(todo[i])
+				results[i].prg, results[i].issues = compileWhen(todo[i].expr, todo[i].shape)
 			}
 		})
 	}
 	wg.Wait()
 	for i, e := range todo {
-		out[e] = results[i]
+		out[e.id()] = results[i]
 	}
 	return out
 }
@@ -669,6 +713,7 @@ func evalErrorKind(err error) string {
 		{"no such key", "missing key"},
 		{"no such attribute", "missing attribute"},
 		{"no such overload", "type mismatch"},
+		{"type mismatch", "type mismatch"},
 		{"no matching overload", "type mismatch"},
 		{"divide by zero", "division by zero"},
 		{"division by zero", "division by zero"},
@@ -701,6 +746,7 @@ func (p *program) eval(act *activation) (bool, error) {
 		return *p.constant, nil
 	}
 	var vars any = act
+	act.typedArgs = p.typed
 	if p.lateBound {
 		vars = funcActivation{act}
 	}
@@ -733,6 +779,9 @@ type activation struct {
 	moreObjs []object
 	destVals []ref.Val
 	dests    ref.Val
+	// typedArgs is set while a typed program runs: args is then argsVal.
+	typedArgs bool
+	argsVal   argsVal
 	// deciders are the rules that allowed or asked, for the task and each
 	// ancestor (a buffer of the rules stage).
 	deciders []levelDecider
@@ -820,6 +869,7 @@ func (a *activation) release() {
 	if a.dests != nil || len(a.more) > 0 {
 		a.releaseDestinations()
 	}
+	a.typedArgs, a.argsVal.m = false, nil
 	clear(a.rules.rules)
 	clear(a.deciders)
 	a.deciders = a.deciders[:0]
@@ -906,6 +956,10 @@ func (a *activation) ResolveName(name string) (any, bool) {
 	case "agent":
 		return &a.agent, true
 	case "args":
+		if a.typedArgs {
+			a.argsVal.m = a.call.Args
+			return &a.argsVal, true
+		}
 		if a.args == nil {
 			args := a.call.Args
 			if args == nil {

@@ -159,7 +159,7 @@ func (s *decision) builtins() bool {
 		return s.deny(RuleClearance, fmt.Sprintf("sensitivity %v exceeds the task's clearance %v", c.Sensitivity, t.clearance), nil)
 	}
 	s.pass(RuleClearance, "sensitivity is within clearance")
-	return true
+	return s.declaredArgs()
 }
 
 // destination canonicalises the call's destination into the activation

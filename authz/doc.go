@@ -77,7 +77,8 @@
 //	destinations list of every destination of the call, primary first,
 //	             each shaped like destination (see Call.Destinations)
 //	sensitivity  int, compared with PUBLIC, INTERNAL, CONFIDENTIAL, RESTRICTED
-//	args         map(string, dyn): the tool's arguments
+//	args         map(string, dyn): the tool's arguments (typed for
+//	             declared tools: see Typed tool arguments)
 //	now          timestamp
 //
 // Beyond standard CEL: host.glob(pattern), where a "*" label matches one or
@@ -89,6 +90,34 @@
 // Unknown variables or fields are load errors. Each expression's worst-case
 // cost is estimated at load and refused above [MaxEstimatedCost]; at run
 // time evaluation stops at [MaxRuntimeCost] and the call is denied.
+//
+// # Typed tool arguments
+//
+// A policy may declare the arguments of its tools, with CEL types (int,
+// uint, double, bool, string, bytes, timestamp, duration, dyn, list(T),
+// map(K, V)):
+//
+//	tools:
+//	  payments.send:
+//	    args: {amount: int, to: string, cc: list(string)}
+//
+// A rule whose tools are all declared is type-checked against the arguments
+// those tools have in common, so args.amout or args.amount > "10" is a load
+// error with file:line:col and the rule. A plain tool name must be declared
+// itself; a glob stands for the declared tools it matches and must match at
+// least one (a rule over a glob matching none, or over an undeclared name,
+// keeps a dynamic args). An argument the tools declare with different types
+// is dyn; dyn(args).NAME reads any argument dynamically. At run time a call
+// of a declared tool is checked against its declaration before any rule
+// runs: an undeclared argument or a value of another type denies
+// ([RuleArgs]), a built-in check that dry run does not lift. Arguments are
+// optional: an absent or null argument is not set (has(args.cc) is false)
+// and reading it is an error, which denies. JSON integers are accepted for
+// double and non-negative ones for uint; RFC 3339 strings for timestamp;
+// time.ParseDuration strings for duration; strings for bytes. A call of an
+// undeclared tool that a typed glob rule matches is evaluated by the typed
+// program: an argument it reads that is absent or of another type is an
+// evaluation error and denies.
 //
 // # Destinations
 //

@@ -417,7 +417,7 @@ func TestRuntimeCostTrackingOnlyWhereNeeded(t *testing.T) {
 		`args.items.all(x, x.startsWith("a"))`:   true,
 		`task.calls.exists(k, k == "db.delete")`: true,
 	} {
-		p, issues := compileWhen(expr)
+		p, issues := compileWhen(expr, nil)
 		require.Empty(t, issues, expr)
 		assert.Equal(t, tracked, p.tracked, expr)
 	}

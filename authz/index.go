@@ -11,6 +11,8 @@ import (
 // compiled is a policy indexed by tool.
 type compiled struct {
 	policy *Policy
+	// tools are the declared tools: the policy's and the guard's.
+	tools toolDecls
 	// byTool holds, for every tool named exactly by some rule, the rules
 	// that apply to it (exact and glob), in evaluation order.
 	byTool map[string][]*rule
@@ -111,7 +113,7 @@ func evalOrder(a, b *rule) int {
 }
 
 func index(p *Policy) *compiled {
-	c := &compiled{policy: p, byTool: map[string][]*rule{}}
+	c := &compiled{policy: p, tools: p.tools, byTool: map[string][]*rule{}}
 	var exact []*rule
 	for _, r := range p.rules {
 		if r.exact {

@@ -83,6 +83,11 @@ type rule struct {
 	exact bool // every pattern in Tools is a plain name
 	// decided is the decision's reason: Reason, or one naming the rule.
 	decided string
+	// src is where the rule was written, to compile it again against
+	// other tool declarations (tooltypes.go).
+	src pendingRule
+	// shape types args; nil when the rule's tools are not all declared.
+	shape *argsShape
 }
 
 func (r *rule) matchesTool(tool string) bool {
@@ -100,6 +105,7 @@ func (r *rule) matchesTool(tool string) bool {
 type Policy struct {
 	rules   []*rule
 	version string
+	tools   toolDecls // declared tools (tools blocks)
 }
 
 // Version returns a content hash of the policy's rules ("sha256:…"); two
@@ -176,8 +182,8 @@ func NewPolicy(name string, rules ...Rule) (*Policy, error) {
 	for i, r := range rules {
 		pending[i] = pendingRule{rule: r, at: &PolicyError{File: fmt.Sprintf("%s#%d", name, i+1), Rule: r.Name}}
 	}
-	out, errs := compileRules(pending)
-	return finish(out, errs)
+	out, errs := compileRules(pending, nil)
+	return finish(out, nil, errs)
 }
 
 // pendingRule is a rule as written, with where it was written, waiting to
@@ -193,22 +199,24 @@ type pendingRule struct {
 // in order. Their distinct when expressions
 // are compiled first, once each and concurrently: compiling CEL dominates
 // loading a policy.
-func compileRules(rules []pendingRule) ([]*rule, []error) {
-	exprs := make([]string, 0, len(rules))
-	for _, r := range rules {
+func compileRules(rules []pendingRule, decls toolDecls) ([]*rule, []error) {
+	exprs := make([]whenKey, 0, len(rules))
+	shapes := make([]*argsShape, len(rules))
+	for i, r := range rules {
 		if r.errs == nil {
-			exprs = append(exprs, r.rule.When)
+			shapes[i] = decls.shapeFor(r.rule.Tools)
+			exprs = append(exprs, whenKey{r.rule.When, shapes[i]})
 		}
 	}
 	whens := compileWhens(exprs)
 	var errs []error
 	out := make([]*rule, 0, len(rules))
-	for _, r := range rules {
+	for i, r := range rules {
 		if r.errs != nil {
 			errs = append(errs, r.errs...)
 			continue
 		}
-		cr, rerrs := compileRule(r.rule, r.at, r.mapPos, whens)
+		cr, rerrs := compileRule(r, shapes[i], whens)
 		errs = append(errs, rerrs...)
 		if cr != nil {
 			out = append(out, cr)
@@ -220,9 +228,11 @@ func compileRules(rules []pendingRule) ([]*rule, []error) {
 // whenPos maps a position inside a when expression to the file.
 type whenPos func(line, col int) (int, int)
 
-// compileRule validates and compiles r. at carries the file, position and
-// rule name used for its errors.
-func compileRule(r Rule, at *PolicyError, mapPos whenPos, whens map[string]compiledWhen) (*rule, []error) {
+// compileRule validates and compiles the rule of pr, its args typed by
+// shape (nil: dynamic). pr.at carries the file, position and rule name
+// used for its errors.
+func compileRule(pr pendingRule, shape *argsShape, whens map[whenID]compiledWhen) (*rule, []error) {
+	r, at, mapPos := pr.rule, pr.at, pr.mapPos
 	var errs []error
 	fail := func(msg string, args ...any) {
 		e := *at
@@ -259,7 +269,7 @@ func compileRule(r Rule, at *PolicyError, mapPos whenPos, whens map[string]compi
 		l := *r.Limit
 		r.Limit = &l
 	}
-	cr := &rule{Rule: r, pos: at.File, exact: exact, decided: r.Reason}
+	cr := &rule{Rule: r, pos: at.File, exact: exact, decided: r.Reason, src: pr, shape: shape}
 	if cr.decided == "" {
 		cr.decided = fmt.Sprintf("%s by rule %s", map[Effect]string{Allow: "allowed", Deny: "denied", Ask: "needs approval"}[r.Effect], r.Name)
 	}
@@ -270,9 +280,10 @@ func compileRule(r Rule, at *PolicyError, mapPos whenPos, whens map[string]compi
 	if strings.TrimSpace(r.When) == "" {
 		fail("when: expression is empty (write `true` for an unconditional rule)")
 	} else {
-		w, ok := whens[r.When]
+		key := whenKey{r.When, shape}
+		w, ok := whens[key.id()]
 		if !ok {
-			w.prg, w.issues = compileWhen(r.When)
+			w.prg, w.issues = compileWhen(r.When, shape)
 		}
 		prg := w.prg
 		for _, is := range w.issues {
@@ -291,8 +302,9 @@ func compileRule(r Rule, at *PolicyError, mapPos whenPos, whens map[string]compi
 	return cr, nil
 }
 
-// finish checks names across rules and computes the version.
-func finish(rules []*rule, errs []error) (*Policy, error) {
+// finish checks names across rules and computes the version of the rules
+// and the declared tools.
+func finish(rules []*rule, decls toolDecls, errs []error) (*Policy, error) {
 	seen := make(map[string]*rule, len(rules))
 	for _, r := range rules {
 		if prev, dup := seen[r.Name]; dup {
@@ -313,20 +325,29 @@ func finish(rules []*rule, errs []error) (*Policy, error) {
 		}
 		h.Write([]byte{'\n'})
 	}
-	return &Policy{rules: rules, version: "sha256:" + hex.EncodeToString(h.Sum(nil)[:12])}, nil
+	hashTools(h, decls)
+	return &Policy{rules: rules, tools: decls, version: "sha256:" + hex.EncodeToString(h.Sum(nil)[:12])}, nil
 }
 
 // mergePolicies combines the rules of ps in order; rule names must stay unique.
 func mergePolicies(ps ...*Policy) (*Policy, error) {
 	var rules []*rule
+	var decls toolDecls
+	var errs []error
 	for _, p := range ps {
 		if p == nil {
 			continue
 		}
+		var derrs []error
+		decls, derrs = decls.merge(p.tools)
+		errs = append(errs, derrs...)
 		for _, r := range p.rules {
 			c := *r
 			rules = append(rules, &c)
 		}
 	}
-	return finish(rules, nil)
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("authz: %w", errors.Join(errs...))
+	}
+	return finish(rules, decls, nil)
 }

@@ -17,13 +17,14 @@ import (
 // errors, which have the form name:line:col: rule "x": message; every
 // problem of the document is reported, joined with [errors.Join].
 //
-// The document is a mapping with one key, rules, holding a list of rules
-// with the keys name, tools, effect, when and reason (see [Rule]). Unknown
-// keys are errors.
+// The document is a mapping with the key rules, holding a list of rules
+// with the keys name, tools, effect, when and reason (see [Rule]), and
+// optionally tools, declaring the arguments of tools (see the package
+// documentation, "Typed tool arguments"). Unknown keys are errors.
 func ParsePolicy(name string, src []byte) (*Policy, error) {
-	rules, errs := parseRules(name, src)
-	compiled, cerrs := compileRules(rules)
-	return finish(compiled, append(errs, cerrs...))
+	rules, tools, errs := parseRules(name, src)
+	compiled, cerrs := compileRules(rules, tools)
+	return finish(compiled, tools, append(errs, cerrs...))
 }
 
 // LoadPolicyFiles loads the YAML policy files matching the glob patterns
@@ -63,6 +64,7 @@ func LoadPolicyFiles(patterns ...string) (*Policy, error) {
 		}
 	}
 	var rules []pendingRule
+	var tools toolDecls
 	var errs []error
 	for _, f := range files {
 		src, err := os.ReadFile(f)
@@ -70,12 +72,15 @@ func LoadPolicyFiles(patterns ...string) (*Policy, error) {
 			errs = append(errs, fmt.Errorf("authz: %w", err))
 			continue
 		}
-		rs, es := parseRules(f, src)
+		rs, ts, es := parseRules(f, src)
 		rules = append(rules, rs...)
 		errs = append(errs, es...)
+		var terrs []error
+		tools, terrs = tools.merge(ts)
+		errs = append(errs, terrs...)
 	}
-	compiled, cerrs := compileRules(rules)
-	return finish(compiled, append(errs, cerrs...))
+	compiled, cerrs := compileRules(rules, tools)
+	return finish(compiled, tools, append(errs, cerrs...))
 }
 
 // yamlLocalTag reports whether n carries a local YAML tag (!name), which
@@ -98,8 +103,9 @@ func hasGlobMeta(pattern string) bool {
 // maxPolicySize bounds a policy document.
 const maxPolicySize = 8 << 20
 
-// parseRules parses a policy document into rules to compile.
-func parseRules(file string, src []byte) ([]pendingRule, []error) {
+// parseRules parses a policy document into rules to compile and the tools
+// it declares.
+func parseRules(file string, src []byte) ([]pendingRule, toolDecls, []error) {
 	perr := func(n *yaml.Node, rule, msg string, args ...any) error {
 		e := &PolicyError{File: file, Rule: rule, Msg: fmt.Sprintf(msg, args...)}
 		if n != nil {
@@ -108,29 +114,30 @@ func parseRules(file string, src []byte) ([]pendingRule, []error) {
 		return e
 	}
 	if len(src) > maxPolicySize {
-		return nil, []error{perr(nil, "", "policy is larger than %d bytes", maxPolicySize)}
+		return nil, nil, []error{perr(nil, "", "policy is larger than %d bytes", maxPolicySize)}
 	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(src, &doc); err != nil {
-		return nil, []error{yamlError(file, src, err)}
+		return nil, nil, []error{yamlError(file, src, err)}
 	}
 	if doc.Kind == 0 {
-		return nil, []error{perr(nil, "", "empty policy document")}
+		return nil, nil, []error{perr(nil, "", "empty policy document")}
 	}
 	root := &doc
 	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
 		root = root.Content[0]
 	}
 	if root.Kind != yaml.MappingNode {
-		return nil, []error{perr(root, "", "policy must be a mapping with a rules list")}
+		return nil, nil, []error{perr(root, "", "policy must be a mapping with a rules list")}
 	}
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		if k := root.Content[i]; k.Value == "cases" {
-			return nil, []error{perr(k, "", "this is a policy test file (authztest cases), not a policy: "+
+			return nil, nil, []error{perr(k, "", "this is a policy test file (authztest cases), not a policy: "+
 				"name it *.cases.yaml so policy globs skip it, and run it with authztest.Run")}
 		}
 	}
 	var rulesNode *yaml.Node
+	var tools toolDecls
 	var errs []error
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		k, v := root.Content[i], root.Content[i+1]
@@ -140,15 +147,22 @@ func parseRules(file string, src []byte) ([]pendingRule, []error) {
 				errs = append(errs, perr(k, "", "duplicate key rules"))
 			}
 			rulesNode = v
+		case "tools":
+			if tools != nil {
+				errs = append(errs, perr(k, "", "duplicate key tools"))
+				continue
+			}
+			ts, terrs := parseTools(v, perr, file)
+			tools, errs = ts, append(errs, terrs...)
 		default:
-			errs = append(errs, perr(k, "", "unknown key %q (want rules)", k.Value))
+			errs = append(errs, perr(k, "", "unknown key %q (want rules, tools)", k.Value))
 		}
 	}
 	if rulesNode == nil {
-		return nil, append(errs, perr(root, "", "missing rules list"))
+		return nil, nil, append(errs, perr(root, "", "missing rules list"))
 	}
 	if rulesNode.Kind != yaml.SequenceNode {
-		return nil, append(errs, perr(rulesNode, "", "rules must be a list"))
+		return nil, nil, append(errs, perr(rulesNode, "", "rules must be a list"))
 	}
 	var out []pendingRule
 	for _, rn := range rulesNode.Content {
@@ -156,7 +170,7 @@ func parseRules(file string, src []byte) ([]pendingRule, []error) {
 		r.errs = rerrs
 		out = append(out, r)
 	}
-	return out, errs
+	return out, tools, errs
 }
 
 func parseRule(file string, n *yaml.Node, perr func(*yaml.Node, string, string, ...any) error) (pendingRule, []error) {
