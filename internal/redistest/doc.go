@@ -29,6 +29,9 @@
 //		srv.Restart() // and succeed again, on an empty server
 //	}
 //
+// Examples get no testing.TB; a package whose examples need Redis starts
+// one server for the whole test binary with [Run] from TestMain.
+//
 // The package speaks RESP directly over a net.Conn to check readiness, so it
 // adds no dependency. Freeze and Thaw need a Unix system.
 package redistest

@@ -63,25 +63,29 @@ func Start(t testing.TB) *Server {
 	}
 	s := &Server{t: t, bin: bin, dir: t.TempDir()}
 	t.Cleanup(s.cleanup)
+	if err := s.launch(); err != nil {
+		t.Fatalf("redistest: %v", err)
+	}
+	return s
+}
 
-	// A free port can be taken by someone else between probing it and
-	// redis-server binding it; try a few ports before giving up.
-	var lastErr error
+// launch starts the server on a free port. A free port can be taken by
+// someone else between probing it and redis-server binding it, so it tries
+// a few.
+func (s *Server) launch() error {
+	var err error
 	for range 5 {
-		port, err := freePort()
-		if err != nil {
-			t.Fatalf("redistest: %v", err)
+		if s.port, err = freePort(); err != nil {
+			return err
 		}
-		s.port = port
 		s.mu.Lock()
-		lastErr = s.startLocked()
+		err = s.startLocked()
 		s.mu.Unlock()
-		if lastErr == nil {
-			return s
+		if err == nil {
+			return nil
 		}
 	}
-	t.Fatalf("redistest: %v", lastErr)
-	return nil
+	return err
 }
 
 // MissingAction decides what [Start] does when redis-server cannot be
@@ -178,7 +182,7 @@ func (s *Server) thawLocked() {
 		return
 	}
 	if err := signalCont(s.proc.cmd.Process); err != nil {
-		s.t.Errorf("redistest: thaw: %v", err)
+		s.errorf("redistest: thaw: %v", err)
 	}
 	s.frozen = false
 }
@@ -195,8 +199,55 @@ func (s *Server) stopLocked() {
 	select {
 	case <-p.done:
 	case <-time.After(readyTimeout):
-		s.t.Errorf("redistest: redis-server pid %d did not exit after SIGKILL", p.cmd.Process.Pid)
+		s.errorf("redistest: redis-server pid %d did not exit after SIGKILL", p.cmd.Process.Pid)
 	}
+}
+
+// errorf reports a problem through the test, or on stderr for [Run].
+func (s *Server) errorf(format string, args ...any) {
+	if s.t != nil {
+		s.t.Errorf(format, args...)
+		return
+	}
+	fmt.Fprintf(os.Stderr, format+"\n", args...)
+}
+
+// Run starts one redis-server for a whole test binary, calls setAddr with
+// its address, runs m and stops the server, returning the exit code for
+// os.Exit. Use it from TestMain when examples, which get no testing.TB,
+// need Redis:
+//
+//	func TestMain(m *testing.M) { os.Exit(redistest.Run(m, func(a string) { addr = a })) }
+//
+// When redis-server is missing, Run prints why and how to install it and
+// returns 0 without running anything (every test would skip), or 1 when the
+// environment variable CI is true (see [MissingAction]). Tests that need to
+// stop, restart or freeze a server should still [Start] their own.
+func Run(m *testing.M, setAddr func(addr string)) int {
+	bin, err := exec.LookPath(Binary)
+	if err != nil {
+		fail, msg := MissingAction(os.Getenv("CI"), err)
+		fmt.Fprintln(os.Stderr, msg)
+		if fail {
+			return 1
+		}
+		fmt.Fprintln(os.Stderr, "redistest: skipping every test of this package")
+		return 0
+	}
+	dir, err := os.MkdirTemp("", "redistest")
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "redistest: %v\n", err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	s := &Server{bin: bin, dir: dir}
+	if err := s.launch(); err != nil {
+		fmt.Fprintf(os.Stderr, "redistest: %v\n", err)
+		return 1
+	}
+	defer s.cleanup()
+	setAddr(s.Addr())
+	return m.Run()
 }
 
 func (s *Server) cleanup() {
