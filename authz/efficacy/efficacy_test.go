@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -46,6 +47,10 @@ type suite struct {
 	// Context is trusted text every task starts with (the system prompt,
 	// the user's profile, the address book): the host's own data.
 	Context []observation `yaml:"context"`
+	// ScopeKeys are the kinds of values the host extracts from every
+	// request of the workspace; a kind the request names nothing of is an
+	// empty list.
+	ScopeKeys []string `yaml:"scope_keys"`
 	// Tools map the scripted agent's tool calls to authz.Call.
 	Tools map[string]toolSpec `yaml:"tools"`
 	// Attacker holds the values the injections use ({attacker.NAME}).
@@ -303,14 +308,13 @@ func (s *suite) traces(t *testing.T, wrappers []string) (benign, attacks []trace
 				injected := strings.ReplaceAll(wrappers[n%len(wrappers)], "{goal}", goal)
 				n++
 				attacks = append(attacks, trace{
-					id:        fmt.Sprintf("%s/%s/%s/%s", s.Workspace, ut.ID, inj.ID, at.Name),
-					workspace: s.Workspace,
-					task:      ut,
-					injected:  injected,
-					harmful:   harmful,
-					replaces:  at.Replaces,
-					flood:     at.Flood,
-
+					id:         fmt.Sprintf("%s/%s/%s/%s", s.Workspace, ut.ID, inj.ID, at.Name),
+					workspace:  s.Workspace,
+					task:       ut,
+					injected:   injected,
+					harmful:    harmful,
+					replaces:   at.Replaces,
+					flood:      at.Flood,
 					limitation: at.Limitation,
 				})
 			}
@@ -375,19 +379,23 @@ func (s *suite) run(t *testing.T, g *authz.Guard, tr trace) outcome {
 	for _, spec := range s.Tools {
 		intents[spec.Intent] = true
 	}
-	labels := map[string]string{}
-	for k, v := range tr.task.Labels {
-		labels[k] = v
+	scope := map[string][]string{}
+	for _, k := range s.ScopeKeys {
+		scope[k] = []string{}
 	}
-	scopeLabels(labels, tr.task.Scope)
+	for k, v := range tr.task.Scope {
+		require.Contains(t, s.ScopeKeys, k, "%s: scope key", tr.id)
+		scope[k] = v
+	}
 	ctx, task, err := g.Begin(context.Background(), authz.TaskSpec{
 		Agent:     authz.Agent{ID: s.Agent},
 		Purpose:   tr.task.Request,
-		Intents:   slices.Sorted(mapsKeys(intents)),
+		Intents:   slices.Sorted(maps.Keys(intents)),
 		Clearance: clearance,
 		TTL:       time.Hour,
 		MaxCalls:  tr.task.MaxCalls,
-		Labels:    labels,
+		Labels:    tr.task.Labels,
+		Scope:     scope,
 	})
 	require.NoError(t, err, tr.id)
 	defer task.End()
@@ -444,27 +452,6 @@ func execute(ctx context.Context, g *authz.Guard, c authz.Call) authz.Decision {
 		return authz.Decision{Rule: "authorize", Reason: err.Error()}
 	}
 	return d
-}
-
-// scopeLabels records the task's scope until TaskSpec.Scope lands (issue
-// 15): every value v of key k becomes the label "k:v", so a rule asks
-// ("payees:" + x) in task.labels.
-func scopeLabels(labels map[string]string, scope map[string][]string) {
-	for k, vs := range scope {
-		for _, v := range vs {
-			labels[k+":"+v] = "1"
-		}
-	}
-}
-
-func mapsKeys(m map[string]bool) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // tally counts the outcomes of one workspace or of all.
