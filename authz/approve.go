@@ -60,17 +60,30 @@ func (f GranterFunc) Approve(ctx context.Context, c Call, d Decision) (bool, err
 // passed its deadline, or the policy changed, while the approver decided
 // (RuleTaskEnded, the audit record says so). Authorize blocks while the
 // approver does.
+//
+// Under a store ([WithStore]) the rate limits, budgets, call counts and
+// standing approvals are the store's, shared by every guard on it:
+// Authorize makes one call into the store per decision, which takes,
+// spends and counts all or nothing; a store that fails or does not answer
+// in time denies (RuleStore). When another guard changed the task's taint
+// since this one last heard of it, the store says so and the call is
+// decided again on the new taint before anything is allowed.
 func (g *Guard) Authorize(ctx context.Context, c Call) error {
 	var d Decision
 	var ap approvalObservation
 	if g.observer != nil {
 		defer g.observeAuthorize(ctx, &c, &d, &ap, time.Now())
 	}
+	if g.store != nil {
+		var err error
+		d, err = g.authorizeShared(ctx, c, &ap)
+		return err
+	}
 	d = g.decide(ctx, c, true, nil)
 	switch d.Effect {
 	case Allow:
 	case Ask:
-		d = g.approveObserved(ctx, c, d, &ap)
+		d, _ = g.approveObserved(ctx, c, d, &ap)
 		if d.Effect != Allow {
 			return &DeniedError{Decision: d, Tool: c.Tool}
 		}
@@ -87,8 +100,10 @@ func (g *Guard) Authorize(ctx context.Context, c Call) error {
 }
 
 // approve gets an approval for an Ask decision and returns the final
-// decision.
-func (g *Guard) approve(ctx context.Context, c Call, d Decision) (out Decision) {
+// decision, and whether the approver granted it for the task. Under a
+// store, standing approvals are the store's: approve neither looks them up
+// nor records them.
+func (g *Guard) approve(ctx context.Context, c Call, d Decision) (out Decision, forTask bool) {
 	asked := d
 	out = d
 	out.Effect = Deny
@@ -99,42 +114,46 @@ func (g *Guard) approve(ctx context.Context, c Call, d Decision) (out Decision) 
 	}()
 	t, _ := TaskFrom(ctx)
 	opaque := opaqueArgs(ctx)
-	if t != nil && !opaque {
+	shared := g.store != nil
+	if t != nil && !opaque && !shared {
 		if by, ok := t.standingGrant(d.Digest); ok {
 			out.Effect, out.ApprovedBy, out.Reason = Allow, by, "approved for the task by "+by+": "+d.Reason
-			return out
+			return out, false
 		}
 	}
 	if g.approver == nil {
 		out.Rule, out.Reason = RuleApproval, fmt.Sprintf("rule %s requires approval and no approver is configured", d.Rule)
-		return out
+		return out, false
 	}
 	gr, err := g.askApprover(ctx, c, d)
 	switch {
 	case err != nil:
 		out.Rule, out.Reason, out.Err = RuleApproval, "approver failed: "+err.Error(), err
-		return out
+		return out, false
 	case ctx.Err() != nil:
 		out.Rule, out.Reason, out.Err = RuleApproval, "context done during approval", ctx.Err()
-		return out
+		return out, false
 	case !gr.Approved:
 		out.Rule, out.Reason = RuleApproval, fmt.Sprintf("approval for rule %s was refused", d.Rule)
-		return out
+		return out, false
 	}
 	// A person may take minutes: what the approval was for must still hold.
 	if late := g.approvalTooLate(t, d); late != "" {
 		out.Rule, out.Reason = RuleTaskEnded, "the approval came too late: "+late
-		return out
+		return out, false
 	}
 	out.Effect, out.ApprovedBy, out.Reason = Allow, gr.By, "approved: "+d.Reason
 	if gr.ForTask && t != nil {
-		if opaque {
+		switch {
+		case opaque:
 			out.Reason = "approved once (the tool's arguments are opaque, so no approval covers the task): " + d.Reason
-		} else {
+		case shared:
+			forTask = true
+		default:
 			t.grant(d.Digest, gr.By)
 		}
 	}
-	return out
+	return out, forTask
 }
 
 // approvalTooLate says why an approval of decision d can no longer be

@@ -43,11 +43,17 @@ func (g *Guard) Check(ctx context.Context, c Call) Decision {
 // decide is Check, Authorize's first step (consume: rate-limit tokens are
 // taken) and Explain (x records every step).
 func (g *Guard) decide(ctx context.Context, c Call, consume bool, x *Explanation) (d Decision) {
+	return g.decideWith(ctx, c, consume, x, nil)
+}
+
+// decideWith is decide under a store: op, when not nil, receives the rate
+// limits and budgets the call needs.
+func (g *Guard) decideWith(ctx context.Context, c Call, consume bool, x *Explanation, op *storeOp) (d Decision) {
 	var start time.Time
 	if g.logger != nil || g.observer != nil {
 		start = time.Now()
 	}
-	s := decision{g: g, ctx: ctx, c: c, consume: consume, x: x}
+	s := decision{g: g, ctx: ctx, c: c, consume: consume, x: x, op: op}
 	defer func() {
 		if r := recover(); r != nil {
 			d = Decision{Rule: RuleInternal, Reason: "internal error", Err: fmt.Errorf("authz: recovered panic: %v", r)}
@@ -88,6 +94,7 @@ type decision struct {
 	c       Call
 	consume bool         // take rate-limit tokens (Authorize)
 	x       *Explanation // records every step (Explain); nil otherwise
+	op      *storeOp     // under a store, in Authorize: what to ask of the store
 
 	st  *compiled
 	t   *Task
@@ -124,6 +131,9 @@ func (s *decision) task() bool {
 	if s.g.expired(t) {
 		t.End()
 		return s.deny(RuleTaskEnded, "task passed its deadline", nil)
+	}
+	if v := s.g.view; v != nil && !v.fresh(s.g.now()) {
+		return s.deny(RuleStore, "the view of shared task state is stale: the store's subscription is down", nil)
 	}
 	if t.guard != s.g {
 		return s.deny(RuleNoTask, "task belongs to another guard", nil)
@@ -375,6 +385,13 @@ func (s *decision) settle(o levelOutcome, above *Task) bool {
 // the chain, to that task, all or nothing, and the call budgets of the
 // task and its ancestors.
 func (s *decision) quota() bool {
+	if s.g.store != nil {
+		// The store applies them, in Authorize; Check cannot see them.
+		if s.op != nil {
+			s.fillOp()
+		}
+		return true
+	}
 	if !s.rateLimits() {
 		return false
 	}
@@ -405,15 +422,8 @@ func (s *decision) rateLimits() bool {
 		for _, r := range reserved {
 			r.CancelAt(now)
 		}
-		if wait >= time.Second {
-			wait = wait.Round(time.Second)
-		}
-		l := ld.r.Limit
 		s.d.Effect, s.d.Rule = Deny, ld.r.Name
-		s.d.Reason = fmt.Sprintf("rate limit %d/%v of rule %s exceeded; retry in %v", l.Rate, l.Per, ld.r.Name, wait.Round(time.Millisecond))
-		if ld.t != s.t {
-			s.d.Reason = "for ancestor task " + ld.t.id + ": " + s.d.Reason
-		}
+		s.d.Reason = rateReason(ld, wait, ld.t != s.t)
 		return false
 	}
 	return true

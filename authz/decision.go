@@ -26,6 +26,7 @@ const (
 	RuleDryRun      = "@dry-run"     // allowed because the guard runs dry (see Decision.Shadow)
 	RuleEscape      = "@escape"      // at use time, a file operation left its root (fsguard)
 	RuleDial        = "@dial"        // at use time, a name resolved to a private address (httpguard)
+	RuleStore       = "@store"       // the shared task store (WithStore) failed, did not answer, or the local view of it is stale
 )
 
 // Decision is the guard's answer for one call. The zero Decision denies.

@@ -129,6 +129,12 @@ type Guard struct {
 
 	approvalTimeout time.Duration
 
+	// Shared task state (storeguard.go); view is nil without a store.
+	store          Store
+	storeStaleness time.Duration
+	storeTimeout   time.Duration
+	view           *view
+
 	state atomic.Pointer[compiled]
 
 	redactMu  sync.Mutex
@@ -142,7 +148,7 @@ type Guard struct {
 // [Guard.Update] or [WatchPolicyFiles], but it is rarely what was meant.
 func New(opts ...Option) (*Guard, error) {
 	g := &Guard{clock: time.Now, realClock: true, defaultTTL: DefaultTTL, approvalTimeout: DefaultApprovalTimeout,
-		tokenTTL: DefaultTokenTTL}
+		tokenTTL: DefaultTokenTTL, storeStaleness: DefaultStoreStaleness, storeTimeout: DefaultStoreTimeout}
 	for _, o := range opts {
 		if o == nil {
 			continue
@@ -160,6 +166,11 @@ func New(opts ...Option) (*Guard, error) {
 	if len(p.rules) == 0 && g.logger != nil {
 		g.logger.LogAttrs(context.Background(), slog.LevelWarn, "taskguard guard has no policy",
 			slog.String("reason", noPolicyReason))
+	}
+	if g.store != nil {
+		if err := g.startView(); err != nil {
+			return nil, fmt.Errorf("authz: %w", err)
+		}
 	}
 	return g, nil
 }

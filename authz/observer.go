@@ -301,12 +301,12 @@ func (g *Guard) observeAuthorize(ctx context.Context, c *Call, d *Decision, ap *
 
 // approveObserved is approve, recording its outcome and duration in ap
 // when the guard has observers.
-func (g *Guard) approveObserved(ctx context.Context, c Call, d Decision, ap *approvalObservation) Decision {
+func (g *Guard) approveObserved(ctx context.Context, c Call, d Decision, ap *approvalObservation) (Decision, bool) {
 	if g.observer == nil {
 		return g.approve(ctx, c, d)
 	}
 	start := time.Now()
-	out := g.approve(ctx, c, d)
+	out, forTask := g.approve(ctx, c, d)
 	ap.wait = time.Since(start)
 	switch {
 	case out.Effect == Allow:
@@ -320,5 +320,5 @@ func (g *Guard) approveObserved(ctx context.Context, c Call, d Decision, ap *app
 	default:
 		ap.outcome = ApprovalRefused
 	}
-	return out
+	return out, forTask
 }

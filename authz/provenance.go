@@ -43,12 +43,14 @@ func WithProvenanceLimit(bytes int) Option {
 // Provenance proves that a value was or was not seen verbatim (up to that
 // normalisation), not where a paraphrased or re-encoded value came from.
 func (t *Task) ObserveText(source, text string, s Sensitivity, trusted bool) {
+	changed := false
 	for x := t; x != nil; x = x.parent {
-		x.observe(source, s, trusted)
+		changed = x.observe(source, s, trusted) || changed
 		if ix := x.provenanceIndex(); ix != nil {
 			ix.Add(text, trusted)
 		}
 	}
+	t.share(changed, source, s, trusted)
 }
 
 // provenanceIndex returns the task's index, creating it; nil once the task

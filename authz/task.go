@@ -148,6 +148,13 @@ type Task struct {
 	// the task is shared.
 	origin     string
 	reportFrom int // sources before this index came with the token
+
+	// Under a store (WithStore): taintVersion is the store's version of
+	// the taint, guarded by mu; resumed marks a copy of a task handed
+	// over by a token (and its ancestors' views), which ending does not
+	// end in the store. Set before the task is shared.
+	taintVersion uint64
+	resumed      bool
 }
 
 type taskKey struct{}
@@ -199,6 +206,11 @@ func (g *Guard) Begin(ctx context.Context, spec TaskSpec) (context.Context, *Tas
 	if err != nil {
 		return nil, nil, err
 	}
+	if g.store != nil {
+		if err := g.beginShared(ctx, t); err != nil {
+			return nil, nil, fmt.Errorf("authz: begin: %w", err)
+		}
+	}
 	if parent != nil {
 		parent.mu.Lock()
 		if parent.done {
@@ -207,6 +219,9 @@ func (g *Guard) Begin(ctx context.Context, spec TaskSpec) (context.Context, *Tas
 		}
 		parent.children = append(parent.children, t)
 		parent.mu.Unlock()
+	}
+	if g.view != nil {
+		g.view.add(t)
 	}
 	if g.realClock {
 		t.mu.Lock()
@@ -473,7 +488,16 @@ func (t *Task) Ended() bool { return t.ended.Load() }
 // registration, after the sub-tasks' own hooks. End is idempotent and safe
 // for concurrent use; only the first call does the work and it returns when
 // the hooks have run. A panicking hook is recovered and logged.
-func (t *Task) End() {
+//
+// Under a store ([WithStore]) End also ends the task in the store, so every
+// guard sharing it ends its copy and runs its end hooks; when the store
+// cannot be reached, the guard hands the end over before its next
+// Authorize. Ending a task resumed from a token ends this copy only.
+func (t *Task) End() { t.end(true) }
+
+// end ends t; own says the end starts here (not pushed by the store), so
+// the store must hear of it.
+func (t *Task) end(own bool) {
 	if !t.ended.CompareAndSwap(false, true) {
 		return
 	}
@@ -492,8 +516,14 @@ func (t *Task) End() {
 	t.hooks, t.children = nil, nil
 	t.mu.Unlock()
 
+	if g := t.guard; g != nil && g.view != nil {
+		g.view.remove(t)
+		if own && !t.resumed {
+			g.view.storeEnd(t)
+		}
+	}
 	for _, c := range children {
-		c.End()
+		c.end(own)
 	}
 	for i := len(hooks) - 1; i >= 0; i-- {
 		t.runHook(hooks[i])
@@ -538,38 +568,74 @@ func (t *Task) OnEnd(f func()) {
 // sensitivity is kept and untrusted, once set, stays set. Observations also
 // taint the parent task, which receives the sub-task's results. Observe on
 // an ended task is ignored.
+//
+// Under a store ([WithStore]) Observe also records the observation in the
+// store, before it returns, so the next decision on any guard sharing the
+// store sees it; when the store cannot be reached, the guard hands it over
+// before its next Authorize.
 func (t *Task) Observe(source string, s Sensitivity, trusted bool) {
+	changed := false
 	for x := t; x != nil; x = x.parent {
-		x.observe(source, s, trusted)
+		changed = x.observe(source, s, trusted) || changed
 	}
+	t.share(changed, source, s, trusted)
 }
 
-func (t *Task) observe(source string, s Sensitivity, trusted bool) {
+// share hands an observation that changed the local view of t's chain to
+// the store, if there is one.
+func (t *Task) share(changed bool, source string, s Sensitivity, trusted bool) {
+	if !changed || t.guard == nil || t.guard.view == nil {
+		return
+	}
+	tt := Taint{Sensitivity: s, Untrusted: !trusted}
+	if source = clipSource(source); source != "" {
+		tt.Sources = []string{source}
+	}
+	t.guard.view.storeObserve(t, tt)
+}
+
+// observe records an observation on t alone and reports whether its taint
+// changed.
+func (t *Task) observe(source string, s Sensitivity, trusted bool) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.done {
-		return
+		return false
 	}
+	return t.mergeLocked(source, s, trusted)
+}
+
+// clipSource bounds a source's length.
+func clipSource(source string) string {
+	if len(source) > MaxInputSize {
+		return strings.ToValidUTF8(source[:MaxInputSize], "")
+	}
+	return source
+}
+
+// mergeLocked adds an observation to t's taint and reports whether it
+// changed. Requires t.mu held.
+func (t *Task) mergeLocked(source string, s Sensitivity, trusted bool) bool {
+	changed := false
 	if s > t.taint.Sensitivity {
-		t.taint.Sensitivity = s
+		t.taint.Sensitivity, changed = s, true
 	}
-	if !trusted {
-		t.taint.Untrusted = true
+	if !trusted && !t.taint.Untrusted {
+		t.taint.Untrusted, changed = true, true
 	}
 	if source == "" {
-		return
+		return changed
 	}
-	if len(source) > MaxInputSize {
-		source = strings.ToValidUTF8(source[:MaxInputSize], "")
-	}
+	source = clipSource(source)
 	if _, seen := t.sources[source]; seen || len(t.taint.Sources) >= maxTaintSources {
-		return
+		return changed
 	}
 	if t.sources == nil {
 		t.sources = make(map[string]struct{})
 	}
 	t.sources[source] = struct{}{}
 	t.taint.Sources = append(t.taint.Sources, source)
+	return true
 }
 
 // Taint returns a copy of what the task has observed so far.

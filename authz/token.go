@@ -227,6 +227,17 @@ func (g *Guard) Resume(ctx context.Context, token string) (context.Context, *Tas
 		parent = t
 	}
 	t := parent
+	if g.store != nil {
+		// The store knows what ended and what was observed elsewhere; it
+		// learns the chain here if the issuer does not share it.
+		if err := g.beginShared(ctx, t); err != nil {
+			t.root().End()
+			return nil, nil, fmt.Errorf("%w: %v", ErrToken, err)
+		}
+		for _, x := range t.chain() {
+			g.view.add(x)
+		}
+	}
 	t.origin = claims.Issuer
 	t.reportFrom = len(t.Taint().Sources) // report only what is new here
 	// The ancestors exist only as views for this task: they end with it.
@@ -262,6 +273,7 @@ func (g *Guard) resumeTask(s taskScope, parent *Task) (*Task, error) {
 		return nil, err
 	}
 	t.id = s.ID
+	t.resumed = true
 	if tt := s.Taint; tt != nil {
 		if !tt.Sensitivity.Valid() {
 			return nil, errors.New("invalid taint sensitivity")
