@@ -2,11 +2,17 @@ package authz_test
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"errors"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/taskguard/taskguard/authz"
 	"github.com/taskguard/taskguard/authz/authztest"
@@ -25,10 +31,10 @@ type faultStore struct {
 
 // faults are shared by the replicas of one backend.
 type faults struct {
-	fail  atomic.Bool   // every call fails
-	stall atomic.Bool   // every call waits for its context
-	drop  atomic.Bool   // pushed changes are lost
-	calls atomic.Int64  // Authorize calls
+	fail  atomic.Bool  // every call fails
+	stall atomic.Bool  // every call waits for its context
+	drop  atomic.Bool  // pushed changes are lost
+	calls atomic.Int64 // Authorize calls
 }
 
 var errStoreDown = errors.New("store down")
@@ -161,4 +167,259 @@ func TestMemoryStoreConformance(t *testing.T) {
 	})
 }
 
-var _ = time.Second
+const sharedPolicy = `
+rules:
+  - name: db
+    tools: ["db.*"]
+    effect: allow
+    when: "true"
+  - name: export
+    tools: [mail.send]
+    effect: allow
+    when: intent == "export"
+  - name: no-export-after-confidential
+    tools: [mail.send]
+    effect: deny
+    when: intent == "export" && task.taint.sensitivity >= CONFIDENTIAL
+`
+
+// sharedGuards returns two guards on one faulty backend, a signing task
+// tokens for b, both on clk.
+func sharedGuards(t *testing.T, clk *authztest.Clock, opts ...authz.Option) (b *faultBackend, ga, gb *authz.Guard) {
+	t.Helper()
+	p, err := authz.ParsePolicy("shared.yaml", []byte(sharedPolicy))
+	require.NoError(t, err)
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	require.NoError(t, err)
+	b = newFaultBackend()
+	common := append([]authz.Option{authz.WithPolicy(p), authz.WithClock(clk.Now), authz.WithStoreTimeout(50 * time.Millisecond)}, opts...)
+	ga, err = authz.New(append(common, authz.WithStore(b.replica(t)), authz.WithName("a"), authz.WithSigningKey("k", priv))...)
+	require.NoError(t, err)
+	gb, err = authz.New(append(common, authz.WithStore(b.replica(t)), authz.WithName("b"), authz.WithTrustedKey("k", pub))...)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = ga.Close(); _ = gb.Close() })
+	return b, ga, gb
+}
+
+func handOver(t *testing.T, ga, gb *authz.Guard) (context.Context, *authz.Task, context.Context, *authz.Task) {
+	t.Helper()
+	ctxA, ta, err := ga.Begin(context.Background(), authz.TaskSpec{Agent: authz.Agent{ID: "agent"},
+		Clearance: authz.Restricted, TTL: time.Hour})
+	require.NoError(t, err)
+	t.Cleanup(ta.End)
+	tok, err := ta.Token("b")
+	require.NoError(t, err)
+	ctxB, tb, err := gb.Resume(context.Background(), tok)
+	require.NoError(t, err)
+	t.Cleanup(tb.End)
+	return ctxA, ta, ctxB, tb
+}
+
+var (
+	query  = authz.Call{Tool: "db.query", Intent: "read", Destination: "db://orders"}
+	export = authz.Call{Tool: "mail.send", Intent: "export", Destination: "mailto:x@example.org"}
+)
+
+func deniedBy(t *testing.T, err error, rule string) {
+	t.Helper()
+	var de *authz.DeniedError
+	if assert.ErrorAs(t, err, &de) {
+		assert.Equal(t, rule, de.Decision.Rule, de.Decision.Reason)
+	}
+}
+
+// A pushed change that never arrives does not let a call through: the
+// store tells Authorize the taint it decided on is old, and it decides
+// again.
+func TestStoreLostTaintPushRedecides(t *testing.T) {
+	clk := authztest.NewClock(time.Now())
+	b, ga, gb := sharedGuards(t, clk)
+	_, ta, ctxB, tb := handOver(t, ga, gb)
+	require.NoError(t, gb.Authorize(ctxB, export))
+
+	b.f.drop.Store(true)
+	ta.Observe("db://salaries", authz.Confidential, true)
+	assert.Equal(t, authz.Public, tb.Taint().Sensitivity, "the push was lost")
+	assert.Equal(t, authz.Allow, gb.Check(ctxB, export).Effect, "Check decides on the local view")
+	calls := b.f.calls.Load()
+	deniedBy(t, gb.Authorize(ctxB, export), "no-export-after-confidential")
+	assert.Equal(t, int64(1), b.f.calls.Load()-calls, "one store call: stale; the decision again denies locally")
+	assert.Equal(t, authz.Confidential, tb.Taint().Sensitivity, "the view was refreshed")
+	assert.Equal(t, authz.Deny, gb.Check(ctxB, export).Effect)
+}
+
+// An end whose push was lost is found by the next Authorize, which ends
+// the local copy and runs its hooks.
+func TestStoreLostEndPush(t *testing.T) {
+	clk := authztest.NewClock(time.Now())
+	b, ga, gb := sharedGuards(t, clk)
+	_, ta, ctxB, tb := handOver(t, ga, gb)
+	var hook atomic.Bool
+	tb.OnEnd(func() { hook.Store(true) })
+
+	b.f.drop.Store(true)
+	ta.End()
+	assert.False(t, tb.Ended())
+	deniedBy(t, gb.Authorize(ctxB, query), authz.RuleTaskEnded)
+	assert.True(t, tb.Ended())
+	assert.True(t, hook.Load(), "end hooks ran")
+}
+
+// Missed pushes are recovered when the subscription comes back.
+func TestStoreResyncAfterReconnect(t *testing.T) {
+	clk := authztest.NewClock(time.Now())
+	b, ga, gb := sharedGuards(t, clk)
+	_, ta, ctxB, tb := handOver(t, ga, gb)
+	_, ta2, _, tb2 := handOver(t, ga, gb)
+
+	b.f.drop.Store(true)
+	b.each(func(s *faultStore) { s.subscribed(false) })
+	ta.Observe("db://salaries", authz.Restricted, false)
+	ta2.End()
+	assert.Equal(t, authz.Allow, gb.Check(ctxB, export).Effect, "within the staleness bound")
+	b.f.drop.Store(false)
+	b.each(func(s *faultStore) { s.subscribed(true) })
+	assert.Equal(t, authz.Restricted, tb.Taint().Sensitivity)
+	assert.True(t, tb.Taint().Untrusted)
+	assert.True(t, tb2.Ended())
+	d := gb.Check(ctxB, export)
+	assert.Equal(t, "no-export-after-confidential", d.Rule)
+}
+
+// A view older than the staleness bound without a subscription denies
+// Check; when the subscription is back, Check decides again.
+func TestStoreStaleViewDeniesCheck(t *testing.T) {
+	clk := authztest.NewClock(time.Now())
+	b, ga, gb := sharedGuards(t, clk, authz.WithStoreStaleness(3*time.Second))
+	ctxA, _, ctxB, _ := handOver(t, ga, gb)
+
+	b.each(func(s *faultStore) { s.subscribed(false) })
+	clk.Advance(3 * time.Second)
+	assert.Equal(t, authz.Allow, gb.Check(ctxB, query).Effect, "at the bound")
+	clk.Advance(time.Millisecond)
+	for _, c := range []struct {
+		g   *authz.Guard
+		ctx context.Context
+	}{{ga, ctxA}, {gb, ctxB}} {
+		d := c.g.Check(c.ctx, query)
+		assert.Equal(t, authz.Deny, d.Effect)
+		assert.Equal(t, authz.RuleStore, d.Rule)
+		deniedBy(t, c.g.Authorize(c.ctx, query), authz.RuleStore)
+	}
+	b.each(func(s *faultStore) { s.subscribed(true) })
+	assert.Equal(t, authz.Allow, gb.Check(ctxB, query).Effect)
+	require.NoError(t, gb.Authorize(ctxB, query))
+}
+
+// A store that fails or does not answer denies every Authorize with
+// RuleStore, leaks nothing, and service resumes when it answers again.
+func TestStoreFailureDeniesAndRecovers(t *testing.T) {
+	for _, mode := range []string{"error", "timeout"} {
+		t.Run(mode, func(t *testing.T) {
+			clk := authztest.NewClock(time.Now())
+			b, ga, gb := sharedGuards(t, clk)
+			ctxA, _, ctxB, _ := handOver(t, ga, gb)
+			require.NoError(t, ga.Authorize(ctxA, query))
+			before := runtime.NumGoroutine()
+			flag := &b.f.fail
+			if mode == "timeout" {
+				flag = &b.f.stall
+			}
+			flag.Store(true)
+			var wg sync.WaitGroup
+			var allowed atomic.Int32
+			for i := range 20 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					g, ctx := ga, ctxA
+					if i%2 == 1 {
+						g, ctx = gb, ctxB
+					}
+					err := g.Authorize(ctx, query)
+					if err == nil {
+						allowed.Add(1)
+						return
+					}
+					deniedBy(t, err, authz.RuleStore)
+				}()
+			}
+			wg.Wait()
+			assert.Zero(t, allowed.Load())
+			flag.Store(false)
+			require.NoError(t, ga.Authorize(ctxA, query))
+			require.NoError(t, gb.Authorize(ctxB, query))
+			goroutinesBackTo(t, before)
+		})
+	}
+}
+
+// What a guard could not hand the store (an end, an observation) is
+// handed over when the store is back, before anything is decided there.
+func TestStorePendingChangesAreHandedOver(t *testing.T) {
+	clk := authztest.NewClock(time.Now())
+	b, ga, gb := sharedGuards(t, clk)
+	ctxA, ta, ctxB, _ := handOver(t, ga, gb)
+	_, ta2, ctxB2, tb2 := handOver(t, ga, gb)
+
+	b.f.fail.Store(true)
+	ta.Observe("db://salaries", authz.Confidential, true)
+	ta2.End()
+	assert.False(t, tb2.Ended())
+	b.f.fail.Store(false)
+	// a's next store operation hands both over first.
+	require.NoError(t, ga.Authorize(ctxA, query))
+	assert.True(t, tb2.Ended())
+	deniedBy(t, gb.Authorize(ctxB2, query), authz.RuleTaskEnded)
+	deniedBy(t, gb.Authorize(ctxB, export), "no-export-after-confidential")
+}
+
+// Begin and Resume fail closed when the store cannot record the task.
+func TestStoreBeginFailsClosed(t *testing.T) {
+	clk := authztest.NewClock(time.Now())
+	b, ga, gb := sharedGuards(t, clk)
+	_, ta, err := ga.Begin(context.Background(), authz.TaskSpec{Agent: authz.Agent{ID: "agent"}})
+	require.NoError(t, err)
+	defer ta.End()
+	tok, err := ta.Token("b")
+	require.NoError(t, err)
+	b.f.fail.Store(true)
+	_, _, err = ga.Begin(context.Background(), authz.TaskSpec{Agent: authz.Agent{ID: "agent"}})
+	assert.ErrorIs(t, err, errStoreDown)
+	_, _, err = gb.Resume(context.Background(), tok)
+	assert.ErrorIs(t, err, authz.ErrToken)
+}
+
+func TestStoreOptions(t *testing.T) {
+	for name, o := range map[string]authz.Option{
+		"nil store":          authz.WithStore(nil),
+		"zero staleness":     authz.WithStoreStaleness(0),
+		"negative staleness": authz.WithStoreStaleness(-time.Second),
+		"zero timeout":       authz.WithStoreTimeout(0),
+	} {
+		_, err := authz.New(o)
+		assert.Error(t, err, name)
+	}
+	var zero authz.MemoryStore
+	_, err := zero.Begin(context.Background(), nil)
+	assert.Error(t, err)
+	_, err = authz.New(authz.WithStore(&zero))
+	assert.Error(t, err, "a store that cannot subscribe")
+	g, err := authz.New()
+	require.NoError(t, err)
+	assert.NoError(t, g.Close())
+	assert.NoError(t, g.Close())
+}
+
+// goroutinesBackTo waits up to a second for the number of goroutines to
+// fall back to n.
+func goroutinesBackTo(t *testing.T, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Second); runtime.NumGoroutine() > n; {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<16)
+			t.Fatalf("%d goroutines, %d before:\n%s", runtime.NumGoroutine(), n, buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
