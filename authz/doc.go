@@ -177,4 +177,20 @@
 // the key ([WithName], [WithSigningKey], [WithTrustedKey]) re-creates it
 // there, and [Task.Report] with [Guard.ApplyReport] brings what the remote
 // task observed back to the caller's task.
+//
+// # Replicas
+//
+// A task's growing state (ended, taint, task.calls, rate limits, budgets,
+// standing approvals) lives on the [Task], in one process, unless the
+// guard has a [Store] ([WithStore]): then every guard on the same store
+// shares it, so replicas behind a load balancer enforce one rate limit and
+// one budget per task, a task ended where it began ends everywhere (end
+// hooks run on every replica), and taint observed on one replica counts on
+// all. authz/redisstore keeps it in Redis; [NewMemoryStore] shares it
+// between the guards of one process. Check stays local, on a view the
+// store keeps up to date; Authorize makes one store call per decision,
+// atomic, and decides again when the taint changed meanwhile. A store that
+// fails or does not answer denies ([RuleStore]); so does Check once the
+// view is older than [WithStoreStaleness] without a subscription.
+// authztest.StoreConformance checks a Store implementation.
 package authz

@@ -76,7 +76,7 @@ type Store interface {
 	// subscription is live (possibly before Subscribe returns), and
 	// Subscribed(false) then Subscribed(true) around any interruption in
 	// which events may have been lost. cancel is idempotent; after it
-	// returns the sink is not called again.
+	// returns the store starts no new call of the sink.
 	Subscribe(sink StoreSink) (cancel func(), err error)
 }
 

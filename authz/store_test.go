@@ -304,7 +304,9 @@ func TestStoreStaleViewDeniesCheck(t *testing.T) {
 		d := c.g.Check(c.ctx, query)
 		assert.Equal(t, authz.Deny, d.Effect)
 		assert.Equal(t, authz.RuleStore, d.Rule)
+		b.f.fail.Store(true)
 		deniedBy(t, c.g.Authorize(c.ctx, query), authz.RuleStore)
+		b.f.fail.Store(false)
 	}
 	b.each(func(s *faultStore) { s.subscribed(true) })
 	assert.Equal(t, authz.Allow, gb.Check(ctxB, query).Effect)
@@ -422,4 +424,22 @@ func goroutinesBackTo(t *testing.T, n int) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// When the subscription stays down but the store answers, Authorize
+// reloads the view, and Check trusts it for another staleness bound.
+func TestStoreReloadWithoutSubscription(t *testing.T) {
+	clk := authztest.NewClock(time.Now())
+	b, ga, gb := sharedGuards(t, clk, authz.WithStoreStaleness(time.Second))
+	_, ta, ctxB, _ := handOver(t, ga, gb)
+	b.each(func(s *faultStore) { s.subscribed(false) })
+	b.f.drop.Store(true)
+	clk.Advance(2 * time.Second)
+	assert.Equal(t, authz.RuleStore, gb.Check(ctxB, query).Rule)
+	require.NoError(t, gb.Authorize(ctxB, query))
+	assert.Equal(t, authz.Allow, gb.Check(ctxB, query).Effect, "reloaded by Authorize")
+	ta.Observe("db://salaries", authz.Confidential, true)
+	deniedBy(t, gb.Authorize(ctxB, export), "no-export-after-confidential")
+	clk.Advance(2 * time.Second)
+	assert.Equal(t, authz.RuleStore, gb.Check(ctxB, query).Rule)
 }

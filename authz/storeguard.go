@@ -102,6 +102,7 @@ type view struct {
 	live       atomic.Bool
 	staleSince atomic.Int64
 	resync     atomic.Bool // a reload is owed
+	subscribed atomic.Bool // the store says the subscription is live
 
 	cancelMu sync.Mutex
 	cancel   func()
@@ -217,7 +218,18 @@ func (v *view) reload(ctx context.Context) error {
 			v.apply(st)
 		}
 	}
-	v.resync.Store(false)
+	v.cancelMu.Lock()
+	defer v.cancelMu.Unlock()
+	switch {
+	case v.closed:
+	case v.subscribed.Load():
+		v.resync.Store(false)
+		v.live.Store(true)
+	default:
+		// Fresh as of now, though nothing keeps it so: the next
+		// Authorize reloads again.
+		v.staleSince.Store(v.g.now().UnixNano())
+	}
 	return nil
 }
 
@@ -278,21 +290,15 @@ func (s viewSink) TaskChanged(st TaskState) { s.v.apply(st) }
 // Subscribed implements [StoreSink].
 func (s viewSink) Subscribed(live bool) {
 	v := s.v
+	v.subscribed.Store(live)
+	v.resync.Store(true)
 	if !live {
-		v.resync.Store(true)
 		v.markStale()
 		return
 	}
-	v.resync.Store(true)
 	if err := v.reload(context.Background()); err != nil {
 		v.logStoreError("reloading the view of shared tasks", err)
-		return
 	}
-	v.cancelMu.Lock()
-	if !v.closed {
-		v.live.Store(true)
-	}
-	v.cancelMu.Unlock()
 }
 
 func (v *view) logStoreError(what string, err error) {
@@ -416,6 +422,13 @@ func (g *Guard) beginShared(ctx context.Context, t *Task) error {
 // authorizeShared is Authorize under a store.
 func (g *Guard) authorizeShared(ctx context.Context, c Call, ap *approvalObservation) (Decision, error) {
 	var grant *StoreApproval // the approver's grant, once asked
+	if err := g.view.ready(ctx); err != nil {
+		d := Decision{Effect: Deny, PolicyVersion: g.policyVersion()}
+		if t, ok := TaskFrom(ctx); ok {
+			d.Task = t.id
+		}
+		return g.denyStore(ctx, c, d, "the store did not answer while the guard caught up with it", err)
+	}
 	for attempt := 0; ; attempt++ {
 		t, _ := TaskFrom(ctx)
 		var op storeOp
@@ -450,9 +463,6 @@ func (g *Guard) authorizeShared(ctx context.Context, c Call, ap *approvalObserva
 			default:
 				op.Approval = &StoreApproval{Digest: d.Digest}
 			}
-		}
-		if err := g.view.ready(ctx); err != nil {
-			return g.denyStore(ctx, c, d, "the store did not take earlier changes", err)
 		}
 		sctx, cancel := context.WithTimeout(ctx, g.storeTimeout)
 		res, err := g.store.Authorize(sctx, &op.StoreOp)
