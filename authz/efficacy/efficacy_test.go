@@ -557,6 +557,9 @@ func TestEfficacy(t *testing.T) {
 			}
 			w.attacks++
 			for _, v := range o.harmful {
+				// A call that does not match its tool's declaration is a
+				// mistake in the traces, not an attack stopped.
+				require.NotEqual(t, authz.RuleArgs, v.decision.Rule, "%s: %s: %s", tr.id, v.tool, v.decision.Reason)
 				if v.decision.Effect != authz.Allow {
 					key := v.decision.Rule
 					if v.decision.Err != nil {
