@@ -32,6 +32,8 @@ func TestLoadCasesErrorsNameFileAndLine(t *testing.T) {
 			`no_tool.yaml:2: case "a" has no call.tool`},
 		{"syntax", "cases:\n- name: a\n   call: {tool: x}\n",
 			`syntax.yaml:3: `},
+		{"policy", "# a policy\nrules:\n- {name: a, tools: [x], effect: allow, when: 'true'}\n",
+			`policy.yaml:2: this is a policy, not a case file`},
 	} {
 		path := filepath.Join(dir, tc.name+".yaml")
 		require.NoError(t, writeFile(path, tc.src))

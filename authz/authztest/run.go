@@ -121,6 +121,9 @@ func LoadCases(path string) (*CaseFile, error) {
 	if err := yaml.Unmarshal(src, &root); err != nil {
 		return nil, lineError(path, err)
 	}
+	if rules := topKey(&root, "rules"); rules != nil {
+		return nil, fmt.Errorf("%s:%d: this is a policy, not a case file: load it with authz.LoadPolicyFiles and name case files *.cases.yaml", path, rules.Line)
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(src))
 	dec.KnownFields(true)
 	var cf CaseFile
@@ -147,23 +150,37 @@ func LoadCases(path string) (*CaseFile, error) {
 
 // caseLines returns the line of each entry of the document's cases list.
 func caseLines(root *yaml.Node) []int {
+	var lines []int
+	if _, v := topEntry(root, "cases"); v != nil && v.Kind == yaml.SequenceNode {
+		for _, c := range v.Content {
+			lines = append(lines, c.Line)
+		}
+	}
+	return lines
+}
+
+// topKey returns the key node of a top-level key of the document, or nil.
+func topKey(root *yaml.Node, key string) *yaml.Node {
+	k, _ := topEntry(root, key)
+	return k
+}
+
+// topEntry returns the key and value nodes of a top-level key of the
+// document, or nils.
+func topEntry(root *yaml.Node, key string) (k, v *yaml.Node) {
 	n := root
 	if n.Kind == yaml.DocumentNode && len(n.Content) == 1 {
 		n = n.Content[0]
 	}
 	if n.Kind != yaml.MappingNode {
-		return nil
+		return nil, nil
 	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		if n.Content[i].Value == "cases" && n.Content[i+1].Kind == yaml.SequenceNode {
-			var lines []int
-			for _, c := range n.Content[i+1].Content {
-				lines = append(lines, c.Line)
-			}
-			return lines
+		if n.Content[i].Value == key {
+			return n.Content[i], n.Content[i+1]
 		}
 	}
-	return nil
+	return nil, nil
 }
 
 // lineError rewrites yaml's "line N: message" errors as "file:N: message",
