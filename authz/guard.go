@@ -41,7 +41,10 @@ func WithClock(now func() time.Time) Option {
 }
 
 // WithLogger sends an audit record of every decision to l. Without it no
-// audit records are written. The last WithLogger wins.
+// audit records are written. The last WithLogger wins. A record's
+// destination is the canonical one, also for a call a built-in check
+// denied before the rules ran; destination_rejected=true marks a
+// destination that does not parse.
 func WithLogger(l *slog.Logger) Option {
 	return func(g *Guard) error {
 		g.logger = l

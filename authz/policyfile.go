@@ -32,7 +32,7 @@ func ParsePolicy(name string, src []byte) (*Policy, error) {
 // A pattern that matches no file is an error: a typo must not leave a
 // guard without its rules. Rule names must be unique across the files.
 //
-// Policy test files ([authz/authztest] case files, named *.cases.yaml or
+// Policy test files (authz/authztest case files, named *.cases.yaml or
 // *.cases.yml) may live next to the policies: a pattern with glob
 // characters ("policies/*.yaml") skips them. A pattern naming one file
 // loads it as given, and a case file loaded as a policy is an error that
