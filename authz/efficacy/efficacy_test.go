@@ -199,6 +199,9 @@ func loadSuites(t *testing.T) []suite {
 	for _, f := range files {
 		src, err := os.ReadFile(f)
 		require.NoError(t, err)
+		var doc yaml.Node
+		require.NoError(t, yaml.Unmarshal(src, &doc), f)
+		requireNoLineComments(t, f, &doc)
 		var s suite
 		dec := yaml.NewDecoder(strings.NewReader(string(src)))
 		dec.KnownFields(true)
@@ -207,6 +210,17 @@ func loadSuites(t *testing.T) []suite {
 		suites = append(suites, s)
 	}
 	return suites
+}
+
+// requireNoLineComments fails on a comment at the end of a line: in a
+// plain scalar " #" starts one, so "post in #general" would silently lose
+// its end. Such text must be quoted.
+func requireNoLineComments(t *testing.T, file string, n *yaml.Node) {
+	t.Helper()
+	require.Empty(t, n.LineComment, "%s:%d: a comment ends this line; quote text containing \" #\"", file, n.Line)
+	for _, c := range n.Content {
+		requireNoLineComments(t, file, c)
+	}
 }
 
 // placeholder matches {attacker.NAME} and {user.NAME}; {user.NAME|number}
