@@ -9,6 +9,13 @@
 //		authztest.Run(t, g, "policies/*.cases.yaml")
 //	}
 //
+// [RunPolicy] does the same in one line and also fails the test on lint
+// warnings for the tools the application registers:
+//
+//	func TestPolicy(t *testing.T) {
+//		authztest.RunPolicy(t, "policies/*.yaml", "policies/*.cases.yaml", "http.fetch", "fs.read")
+//	}
+//
 // # Case files
 //
 // A case file is YAML next to the policies:

@@ -285,10 +285,5 @@ func testStreamingToolRefused(t *testing.T, h hook) {
 
 // TestPolicyCases runs the policy's test cases (policy.cases.yaml).
 func TestPolicyCases(t *testing.T) {
-	p, err := authz.ParsePolicy("policy.yaml", policyYAML)
-	require.NoError(t, err)
-	g, err := authz.New(authz.WithPolicy(p))
-	require.NoError(t, err)
-	authztest.Run(t, g, "policy.cases.yaml")
-	assert.Empty(t, p.Lint("fetch_url", "read_file"), "the example policy lints clean")
+	authztest.RunPolicy(t, "policy.yaml", "policy.cases.yaml", "fetch_url", "read_file")
 }

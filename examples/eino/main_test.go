@@ -418,10 +418,5 @@ func TestRun(t *testing.T) {
 
 // TestPolicyCases runs the policy's test cases (policy.cases.yaml).
 func TestPolicyCases(t *testing.T) {
-	p, err := authz.ParsePolicy("eino-demo", policyYAML)
-	require.NoError(t, err)
-	g, err := authz.New(authz.WithPolicy(p))
-	require.NoError(t, err)
-	authztest.Run(t, g, "policy.cases.yaml")
-	assert.Empty(t, p.Lint("http.fetch", "docs.search"), "the example policy lints clean")
+	authztest.RunPolicy(t, "policy.yaml", "policy.cases.yaml", "http.fetch", "docs.search")
 }

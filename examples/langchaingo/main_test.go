@@ -282,10 +282,5 @@ func TestGuardedConcurrent(t *testing.T) {
 
 // TestPolicyCases runs the policy's test cases (policy.cases.yaml).
 func TestPolicyCases(t *testing.T) {
-	p, err := authz.ParsePolicy("policy.yaml", policyYAML)
-	require.NoError(t, err)
-	g, err := authz.New(authz.WithPolicy(p))
-	require.NoError(t, err)
-	authztest.Run(t, g, "policy.cases.yaml")
-	assert.Empty(t, p.Lint("calculator", "http.fetch"), "the example policy lints clean")
+	authztest.RunPolicy(t, "policy.yaml", "policy.cases.yaml", "calculator", "http.fetch")
 }

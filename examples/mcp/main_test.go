@@ -391,9 +391,5 @@ func TestDemo(t *testing.T) {
 
 // TestPolicyCases runs the policy's test cases (policy.cases.yaml).
 func TestPolicyCases(t *testing.T) {
-	p, err := authz.ParsePolicy("policy.yaml", policyYAML)
-	require.NoError(t, err)
-	g, err := authz.New(authz.WithPolicy(p))
-	require.NoError(t, err)
-	authztest.Run(t, g, "policy.cases.yaml")
+	authztest.RunPolicy(t, "policy.yaml", "policy.cases.yaml")
 }

@@ -7,7 +7,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/taskguard/taskguard/authz"
 	"github.com/taskguard/taskguard/authz/authztest"
 )
 
@@ -34,9 +33,5 @@ func TestMultiAgent(t *testing.T) {
 
 // TestPolicyCases runs the policy's test cases (policy.cases.yaml).
 func TestPolicyCases(t *testing.T) {
-	p, err := authz.ParsePolicy("policy.yaml", policyYAML)
-	require.NoError(t, err)
-	g, err := authz.New(authz.WithPolicy(p))
-	require.NoError(t, err)
-	authztest.Run(t, g, "policy.cases.yaml")
+	authztest.RunPolicy(t, "policy.yaml", "policy.cases.yaml")
 }

@@ -5,7 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/taskguard/taskguard/authz"
 	"github.com/taskguard/taskguard/authz/authztest"
 
 	"github.com/stretchr/testify/assert"
@@ -68,11 +67,5 @@ func TestQuickstart(t *testing.T) {
 
 // TestPolicyCases runs the policy's test cases (policy.cases.yaml).
 func TestPolicyCases(t *testing.T) {
-	p, err := authz.ParsePolicy("policy.yaml", policyYAML)
-	require.NoError(t, err)
-	g, err := authz.New(authz.WithPolicy(p))
-	require.NoError(t, err)
-	authztest.Run(t, g, "policy.cases.yaml")
-	assert.Empty(t, p.Lint("http.fetch", "http.post", "fs.read", "fs.write", "db.query", "mail.send", "secrets.lease"),
-		"the example policy lints clean")
+	authztest.RunPolicy(t, "policy.yaml", "policy.cases.yaml", "http.fetch", "http.post", "fs.read", "fs.write", "db.query", "mail.send", "secrets.lease")
 }
