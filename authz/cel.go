@@ -293,6 +293,7 @@ var celBaseEnv = sync.OnceValues(func() (*cel.Env, error) {
 		ext.Sets(),
 		ext.Lists(),
 		ext.Network(),
+		ext.Bindings(),
 	)
 })
 
@@ -359,8 +360,12 @@ func celWithin(p, root ref.Val) ref.Val {
 }
 
 // costEstimator gives the size bounds of the inputs for cost estimation.
-// With unbounded set, args and task.calls have no bound.
-type costEstimator struct{ unbounded bool }
+// With unbounded set, args and task.calls have no bound. vars are the
+// variables of the expression's document, if any.
+type costEstimator struct {
+	unbounded bool
+	vars      *docVars
+}
 
 var (
 	inputSize = cost.SizeEstimate{Min: 0, Max: MaxInputSize}
@@ -381,6 +386,11 @@ func (e costEstimator) EstimateSize(n cost.AstNode) *cost.SizeEstimate {
 		}
 	case path[0] == "destination":
 		size = destSize
+	case path[0] == "variables":
+		if e.unbounded {
+			return nil
+		}
+		return e.vars.sizeOf(path[1:])
 	case path[0] == "destinations" && len(path) == 1:
 		size = cost.SizeEstimate{Min: 0, Max: MaxDestinations + 1}
 	}
@@ -576,6 +586,22 @@ func compileWhen(expr string, shape *argsShape) (program, []celIssue) {
 	if err != nil {
 		return program{}, []celIssue{{msg: "CEL environment: " + err.Error()}}
 	}
+	c, issues := compileExpr(env, expr, nil, shape, true)
+	return c.prg, issues
+}
+
+// compiledExpr is an expression compiled by compileExpr.
+type compiledExpr struct {
+	prg  program
+	typ  *types.Type
+	cost uint64             // worst case under the input bounds, variables read included
+	size *cost.SizeEstimate // of the value, when known (variables)
+}
+
+// compileExpr type-checks expr in env (a bool when wantBool), estimates
+// its cost (with the variables it reads, dv may be nil) and plans it;
+// shape, when not nil, is the type of args in env.
+func compileExpr(env *cel.Env, expr string, dv *docVars, shape *argsShape, wantBool bool) (compiledExpr, []celIssue) {
 	ast, iss := env.Compile(expr)
 	if iss != nil && iss.Err() != nil {
 		var out []celIssue
@@ -584,24 +610,33 @@ func compileWhen(expr string, shape *argsShape) (program, []celIssue) {
 			is.msg = argsHint(shape, expr, is)
 			out = append(out, is)
 		}
-		return program{}, out
+		return compiledExpr{}, out
 	}
-	if !ast.OutputType().IsExactType(types.BoolType) {
-		return program{}, []celIssue{{line: 1, msg: fmt.Sprintf("expression must be a bool, not %s", ast.OutputType())}}
+	if wantBool && !ast.OutputType().IsExactType(types.BoolType) {
+		return compiledExpr{}, []celIssue{{line: 1, msg: fmt.Sprintf("expression must be a bool, not %s", ast.OutputType())}}
+	}
+	// The variables it reads are evaluated once each, under their own
+	// limits; their cost counts towards the estimate.
+	var varCost uint64
+	used := dv.usedVariables(ast)
+	for _, i := range used {
+		varCost = addCost(varCost, dv.cost[i])
 	}
 	// The worst case whatever args and task.calls hold: within the runtime
 	// limit, the expression needs no cost tracking (and is within the
 	// estimated limit too). Otherwise estimate under the input bounds.
 	tracked := true
-	if worst, err := env.EstimateCost(ast, costEstimator{unbounded: true}); err == nil && worst.Max <= MaxRuntimeCost && worst.Max <= MaxEstimatedCost {
+	worst, err := env.EstimateCost(ast, costEstimator{unbounded: true, vars: dv})
+	est := worst
+	if err == nil && worst.Max <= MaxRuntimeCost && addCost(worst.Max, varCost) <= MaxEstimatedCost {
 		tracked = false
 	} else {
-		est, err := env.EstimateCost(ast, costEstimator{})
+		est, err = env.EstimateCost(ast, costEstimator{vars: dv})
 		if err != nil {
-			return program{}, []celIssue{{line: 1, msg: "cost estimate: " + err.Error()}}
+			return compiledExpr{}, []celIssue{{line: 1, msg: "cost estimate: " + err.Error()}}
 		}
-		if est.Max > MaxEstimatedCost {
-			return program{}, []celIssue{{line: 1, msg: fmt.Sprintf("worst-case cost %d exceeds the limit of %d", est.Max, MaxEstimatedCost)}}
+		if total := addCost(est.Max, varCost); total > MaxEstimatedCost {
+			return compiledExpr{}, []celIssue{{line: 1, msg: fmt.Sprintf("worst-case cost %d exceeds the limit of %d", total, MaxEstimatedCost)}}
 		}
 	}
 	opts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize)}
@@ -610,13 +645,73 @@ func compileWhen(expr string, shape *argsShape) (program, []celIssue) {
 	}
 	prg, err := env.Program(ast, opts...)
 	if err != nil {
-		return program{}, []celIssue{{line: 1, msg: err.Error()}}
+		return compiledExpr{}, []celIssue{{line: 1, msg: err.Error()}}
 	}
-	p := program{prg: prg, tracked: tracked, partial: &partialProgram{env: env, ast: ast, tracked: tracked}, lateBound: callsLateBound(ast), typed: shape != nil}
+	p := program{prg: prg, tracked: tracked, lateBound: callsLateBound(ast), typed: shape != nil}
+	if len(used) == 0 {
+		// Partial evaluation (Visible) cannot see through variables: a rule
+		// reading them is undecided there.
+		p.partial = &partialProgram{env: env, ast: ast, tracked: tracked}
+	}
 	if b, ok := constantBool(ast); ok {
 		p.constant = &b
 	}
-	return p, nil
+	c := compiledExpr{prg: p, typ: ast.OutputType(), cost: addCost(est.Max, varCost)}
+	if !wantBool {
+		c.size = valueSize(env, expr, ast.OutputType(), dv)
+	}
+	return c, nil
+}
+
+// addCost adds cost estimates, saturating.
+func addCost(a, b uint64) uint64 {
+	if a+b < a {
+		return ^uint64(0)
+	}
+	return a + b
+}
+
+// valueSize estimates the size of expr's value (a string, bytes, list or
+// map) under the input bounds: the size of the argument of size(expr),
+// as the cost estimator sees it. nil when unknown or not sized.
+func valueSize(env *cel.Env, expr string, typ *types.Type, dv *docVars) *cost.SizeEstimate {
+	switch typ.Kind() {
+	case types.StringKind, types.BytesKind, types.ListKind, types.MapKind:
+	default:
+		return nil
+	}
+	ast, iss := env.Compile("size(\n" + expr + "\n)")
+	if iss != nil && iss.Err() != nil {
+		return nil
+	}
+	probe := &sizeProbe{costEstimator: costEstimator{vars: dv}}
+	if _, err := env.EstimateCost(ast, probe); err != nil {
+		return nil
+	}
+	return probe.size
+}
+
+// sizeProbe records the size of the argument of the last size() call the
+// cost estimator costs: the outermost, since arguments are costed first.
+type sizeProbe struct {
+	costEstimator
+	size *cost.SizeEstimate
+}
+
+func (p *sizeProbe) EstimateCallCost(fn, overload string, target *cost.AstNode, args []cost.AstNode) *cost.CallEstimate {
+	if fn == "size" && len(args) == 1 {
+		sz := args[0].ComputedSize()
+		if sz == nil {
+			sz = p.EstimateSize(args[0])
+		}
+		if sz != nil {
+			c := *sz
+			p.size = &c
+		} else {
+			p.size = nil
+		}
+	}
+	return p.costEstimator.EstimateCallCost(fn, overload, target, args)
 }
 
 // compiledWhen is the outcome of compileWhen.
@@ -782,6 +877,13 @@ type activation struct {
 	// typedArgs is set while a typed program runs: args is then argsVal.
 	typedArgs bool
 	argsVal   argsVal
+	// vars is the variables object; varVals the values of the variables
+	// of the documents varDocs, from varBase[i] on for varDocs[i],
+	// evaluated on first use (nil until then).
+	vars    object
+	varDocs []*docVars
+	varBase []int
+	varVals []ref.Val
 	// deciders are the rules that allowed or asked, for the task and each
 	// ancestor (a buffer of the rules stage).
 	deciders []levelDecider
@@ -833,6 +935,8 @@ var activations = sync.Pool{New: func() any {
 	a.task.act = a
 	a.dv.typ = destType
 	a.dv.v = &a.dest
+	a.vars.typ = varsType
+	a.vars.v = a
 	return a
 }}
 
@@ -849,6 +953,7 @@ func newActivation(g *Guard, t *Task, c *Call) *activation {
 func (a *activation) setTask(t *Task) {
 	a.task.t = t
 	a.agent.v = t
+	a.resetVariables()
 }
 
 // time returns the decision's now, reading the clock once.
@@ -866,6 +971,7 @@ func (a *activation) release() {
 	a.call = Call{}
 	a.dest.reset()
 	a.args = nil
+	a.resetVariables()
 	if a.dests != nil || len(a.more) > 0 {
 		a.releaseDestinations()
 	}
@@ -972,6 +1078,8 @@ func (a *activation) ResolveName(name string) (any, bool) {
 		return types.Timestamp{Time: a.time()}, true
 	case "destinations":
 		return a.destinations(), true
+	case "variables":
+		return &a.vars, true
 	}
 	return nil, false
 }

@@ -87,6 +87,23 @@
 // the paths below it on the canonical path; and cel-go's ext.Strings,
 // ext.Sets, ext.Lists and ext.Network (ip, cidr, containsIP ...).
 //
+// cel.bind(name, value, expr) (cel-go's ext.Bindings) names a value inside
+// one expression. A policy document may also declare named expressions
+// that its rules read as variables.NAME:
+//
+//	variables:
+//	  - name: named_recipients
+//	    expression: destinations.all(d, d.canonical in task.scope.recipients)
+//	rules:
+//	  - {name: mail, tools: [mail.send], effect: allow, when: variables.named_recipients}
+//
+// Each is compiled and type-checked once at load, may use the variables
+// declared before it (a later one, or itself, is a load error), counts
+// towards the cost estimate of every rule that reads it, and is evaluated
+// at most once per call and task view, only when a rule reads it; an
+// evaluation error is an error of every rule that reads it. Variables
+// belong to their document: rules of other files do not see them.
+//
 // Unknown variables or fields are load errors. Each expression's worst-case
 // cost is estimated at load and refused above [MaxEstimatedCost]; at run
 // time evaluation stops at [MaxRuntimeCost] and the call is denied.

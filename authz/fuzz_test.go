@@ -15,6 +15,7 @@ func FuzzParsePolicy(f *testing.F) {
 	f.Add("rules: [")
 	f.Add("tools:\n  pay: {args: {amount: int, to: string, cc: list(string), m: 'map(string, double)'}}\nrules:\n- {name: a, tools: [pay], effect: allow, when: 'args.amount < 5 && has(args.cc)'}\n")
 	f.Add("tools: {pay: {args: {amount: int}}, refund: {args: {amount: double}}}\nrules:\n- {name: a, tools: ['*'], effect: allow, when: 'args.amount > 1'}\n")
+	f.Add("variables:\n- {name: r, expression: 'intent == \"read\"'}\n- {name: s, expression: 'variables.r && true'}\nrules:\n- {name: a, tools: [x], effect: allow, when: 'variables.s'}\n")
 	f.Add("rules:\n- name: a\n  tools: x\n  effect: ask\n  when: |\n    args.all(k, k != '')\n")
 	f.Fuzz(func(t *testing.T, src string) {
 		p, err := ParsePolicy("fuzz.yaml", []byte(src))

@@ -193,6 +193,7 @@ type pendingRule struct {
 	at     *PolicyError // file, position and rule name for its errors
 	mapPos whenPos      // nil for rules written in Go
 	errs   []error      // the rule did not parse: these are its errors
+	vars   *docVars     // the variables of its document, if any
 }
 
 // compileRules compiles rules in order and reports the errors of each rule
@@ -205,6 +206,8 @@ func compileRules(rules []pendingRule, decls toolDecls) ([]*rule, []error) {
 	for i, r := range rules {
 		if r.errs == nil {
 			shapes[i] = decls.shapeFor(r.rule.Tools)
+		}
+		if r.errs == nil && r.vars == nil {
 			exprs = append(exprs, whenKey{r.rule.When, shapes[i]})
 		}
 	}
@@ -229,8 +232,8 @@ func compileRules(rules []pendingRule, decls toolDecls) ([]*rule, []error) {
 type whenPos func(line, col int) (int, int)
 
 // compileRule validates and compiles the rule of pr, its args typed by
-// shape (nil: dynamic). pr.at carries the file, position and rule name
-// used for its errors.
+// shape (nil: dynamic), in the document's variables (pr.vars, if any).
+// pr.at carries the file, position and rule name used for its errors.
 func compileRule(pr pendingRule, shape *argsShape, whens map[whenID]compiledWhen) (*rule, []error) {
 	r, at, mapPos := pr.rule, pr.at, pr.mapPos
 	var errs []error
@@ -282,7 +285,10 @@ func compileRule(pr pendingRule, shape *argsShape, whens map[whenID]compiledWhen
 	} else {
 		key := whenKey{r.When, shape}
 		w, ok := whens[key.id()]
-		if !ok {
+		switch {
+		case pr.vars != nil:
+			w.prg, w.issues = pr.vars.compileWhen(r.When, shape)
+		case !ok:
 			w.prg, w.issues = compileWhen(r.When, shape)
 		}
 		prg := w.prg
@@ -322,6 +328,9 @@ func finish(rules []*rule, decls toolDecls, errs []error) (*Policy, error) {
 		fmt.Fprintf(h, "%q %q %v %q %q %v", r.Name, r.Tools, r.Effect, r.When, r.Reason, r.Mode)
 		if r.Limit != nil {
 			fmt.Fprintf(h, " %v", r.Limit)
+		}
+		if r.src.vars != nil {
+			fmt.Fprintf(h, " variables %s", r.src.vars.sig)
 		}
 		h.Write([]byte{'\n'})
 	}

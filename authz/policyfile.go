@@ -20,7 +20,9 @@ import (
 // The document is a mapping with the key rules, holding a list of rules
 // with the keys name, tools, effect, when and reason (see [Rule]), and
 // optionally tools, declaring the arguments of tools (see the package
-// documentation, "Typed tool arguments"). Unknown keys are errors.
+// documentation, "Typed tool arguments"), and variables, a list of named
+// expressions ({name, expression}) the rules read as variables.NAME (see
+// the package documentation, "CEL"). Unknown keys are errors.
 func ParsePolicy(name string, src []byte) (*Policy, error) {
 	rules, tools, errs := parseRules(name, src)
 	compiled, cerrs := compileRules(rules, tools)
@@ -136,7 +138,7 @@ func parseRules(file string, src []byte) ([]pendingRule, toolDecls, []error) {
 				"name it *.cases.yaml so policy globs skip it, and run it with authztest.Run")}
 		}
 	}
-	var rulesNode *yaml.Node
+	var rulesNode, varsNode *yaml.Node
 	var tools toolDecls
 	var errs []error
 	for i := 0; i+1 < len(root.Content); i += 2 {
@@ -154,8 +156,13 @@ func parseRules(file string, src []byte) ([]pendingRule, toolDecls, []error) {
 			}
 			ts, terrs := parseTools(v, perr, file)
 			tools, errs = ts, append(errs, terrs...)
+		case "variables":
+			if varsNode != nil {
+				errs = append(errs, perr(k, "", "duplicate key variables"))
+			}
+			varsNode = v
 		default:
-			errs = append(errs, perr(k, "", "unknown key %q (want rules, tools)", k.Value))
+			errs = append(errs, perr(k, "", "unknown key %q (want rules, tools, variables)", k.Value))
 		}
 	}
 	if rulesNode == nil {
@@ -169,6 +176,16 @@ func parseRules(file string, src []byte) ([]pendingRule, toolDecls, []error) {
 		r, rerrs := parseRule(file, rn, perr)
 		r.errs = rerrs
 		out = append(out, r)
+	}
+	if varsNode != nil {
+		dv, verrs := parseAndCompileVars(file, varsNode, perr)
+		errs = append(errs, verrs...)
+		for i := range out {
+			out[i].vars = dv
+			if len(verrs) > 0 && out[i].errs == nil {
+				out[i].errs = []error{} // reported with the variables
+			}
+		}
 	}
 	return out, tools, errs
 }
