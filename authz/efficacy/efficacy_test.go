@@ -472,6 +472,9 @@ func execute(ctx context.Context, g *authz.Guard, c authz.Call) authz.Decision {
 type tally struct {
 	benign, benignAllowed             int
 	attacks, succeeded, denied, asked int
+	// underAttack counts the attacks in which the user's own calls were
+	// all still allowed without a prompt (the task got done).
+	underAttack int
 	// beyond counts the attacks marked as a limitation, beyondAllowed
 	// those of them that succeeded.
 	beyond, beyondAllowed int
@@ -484,6 +487,7 @@ func (a *tally) add(b tally) {
 	a.succeeded += b.succeeded
 	a.denied += b.denied
 	a.asked += b.asked
+	a.underAttack += b.underAttack
 	a.beyond += b.beyond
 	a.beyondAllowed += b.beyondAllowed
 }
@@ -543,6 +547,9 @@ func TestEfficacy(t *testing.T) {
 	for _, s := range loadSuites(t) {
 		policy, err := authz.LoadPolicyFiles(filepath.Join("testdata", "policies", s.Policy))
 		require.NoError(t, err, s.Workspace)
+		// Every tool of the workspace is reachable and every rule names
+		// tools the workspace has.
+		assert.Empty(t, policy.Lint(slices.Sorted(maps.Keys(s.Tools))...), s.Workspace)
 		g, err := authz.New(authz.WithPolicy(policy), authz.WithProvenanceLimit(provenanceLimit))
 		require.NoError(t, err)
 
@@ -592,7 +599,9 @@ func TestEfficacy(t *testing.T) {
 			default:
 				w.denied++
 			}
-			if !benignClean(o) {
+			if benignClean(o) {
+				w.underAttack++
+			} else {
 				t.Logf("under attack, benign calls not allowed: %s:%s", tr.id, describe(o.benign))
 			}
 		}
@@ -620,13 +629,14 @@ func allowedCalls(vs []verdict) string {
 	return b.String()
 }
 
-const header = "workspace | user tasks | allowed, no prompt | attacks | succeeded | stopped by deny | stopped by ask | beyond call policy (allowed)"
+const header = "workspace | user tasks | allowed, no prompt | attacks | succeeded | stopped by deny | stopped by ask | user task done under attack | beyond call policy (allowed)"
 
 func row(name string, w tally) string {
-	return fmt.Sprintf("%s | %d | %d (%s) | %d | %d (%s) | %d (%s) | %d (%s) | %d (%d)", name,
+	return fmt.Sprintf("%s | %d | %d (%s) | %d | %d (%s) | %d (%s) | %d (%s) | %d (%s) | %d (%d)", name,
 		w.benign, w.benignAllowed, pct(w.benignAllowed, w.benign),
 		w.attacks, w.succeeded, pct(w.succeeded, w.attacks),
 		w.denied, pct(w.denied, w.attacks), w.asked, pct(w.asked, w.attacks),
+		w.underAttack, pct(w.underAttack, w.attacks),
 		w.beyond, w.beyondAllowed)
 }
 
