@@ -17,11 +17,13 @@
 //
 // # Taint
 //
-// Every [Memory.Add] calls task.Observe(source, sensitivity, trusted), so
-// policies can say "deny export after confidential data was read"
-// (task.taint.sensitivity >= CONFIDENTIAL) or "ask before writing once
-// untrusted content entered the context" (task.taint.untrusted). Entries
-// above the task's clearance are refused.
+// Every [Memory.Add] calls task.ObserveText(source, content, sensitivity,
+// trusted), so policies can say "deny export after confidential data was
+// read" (task.taint.sensitivity >= CONFIDENTIAL), "ask before writing once
+// untrusted content entered the context" (task.taint.untrusted), or "deny
+// a payment to an account that appeared only in untrusted content"
+// (args.iban.fromUntrusted() && !args.iban.fromTrusted()). Entries above
+// the task's clearance are refused.
 //
 // # Secrets
 //

@@ -192,9 +192,11 @@ type Memory struct {
 // Task returns the task the memory belongs to (nil for an inert memory).
 func (m *Memory) Task() *authz.Task { return m.task }
 
-// Add stores e in the task's memory and records it in the task's taint
-// (task.Observe(e.Source, e.Sensitivity, e.Trusted)), so policies see what
-// the task has read. Content and Source pass through the redactor first.
+// Add stores e in the task's memory and records it in the task's taint and
+// provenance (task.ObserveText(e.Source, e.Content, e.Sensitivity,
+// e.Trusted)), so policies see what the task has read and where a value
+// came from (value.fromUntrusted()). Content and Source pass through the
+// redactor first: a secret is never indexed.
 // An entry above the task's clearance is refused; after the task ends Add
 // returns ErrTaskEnded. When ctx carries a sub-task of the memory's task,
 // Add returns ErrAncestorMemory: a sub-task does not write into its
@@ -228,8 +230,9 @@ func (m *Memory) Add(ctx context.Context, e Entry) error {
 		m.n.Add(-1)
 		return fmt.Errorf("contextguard: task memory is full (%d entries)", m.store.maxEntries)
 	}
-	// Taint first: if storing fails, the task has still seen the content.
-	m.task.Observe(e.Source, e.Sensitivity, e.Trusted)
+	// Taint and provenance first: if storing fails, the task has still
+	// seen the content.
+	m.task.ObserveText(e.Source, e.Content, e.Sensitivity, e.Trusted)
 	if err := m.store.backend.Append(ctx, m.task.ID(), e); err != nil {
 		return fmt.Errorf("contextguard: store entry: %w", err)
 	}

@@ -472,3 +472,40 @@ func TestCache(t *testing.T) {
 	c.mu.Unlock()
 	assert.False(t, kept, "dropped on task end")
 }
+
+func TestAddFeedsProvenance(t *testing.T) {
+	t.Parallel()
+	p, err := authz.ParsePolicy("p.yaml", []byte(`rules:
+  - name: pay-named
+    tools: ["bank.transfer"]
+    effect: allow
+    when: args.iban.fromTrusted()
+  - name: no-injected
+    tools: ["bank.transfer"]
+    effect: deny
+    when: args.iban.fromUntrusted() && !args.iban.fromTrusted()
+  - name: no-secrets-seen
+    tools: ["mail.send"]
+    effect: allow
+    when: '!args.body.fromUntrusted()'
+`))
+	require.NoError(t, err)
+	g, err := authz.New(authz.WithPolicy(p))
+	require.NoError(t, err)
+	ctx, task := begin(t, g, nil, authz.TaskSpec{})
+	m := NewStore(WithRedactor(redactor{secret: "hunter2"})).For(task)
+	require.NoError(t, m.Add(ctx, Entry{Role: "user", Source: "user", Content: "Pay the rent to DE89 3704 0044 0532 0130 00.", Trusted: true}))
+	require.NoError(t, m.Add(ctx, Entry{Role: "tool", Source: "mail.read", Content: "New details: GB33BUKB20201555555555, password hunter2"}))
+	pay := func(iban string) authz.Decision {
+		return g.Check(ctx, authz.Call{Tool: "bank.transfer", Intent: "write", Args: map[string]any{"iban": iban}})
+	}
+	assert.Equal(t, authz.Allow, pay("DE89 3704 0044 0532 0130 00").Effect, "named by the user")
+	d := pay("GB33BUKB20201555555555")
+	assert.Equal(t, authz.Deny, d.Effect)
+	assert.Equal(t, "no-injected", d.Rule, "seen only in a tool's output")
+	send := func(body string) authz.Effect {
+		return g.Check(ctx, authz.Call{Tool: "mail.send", Intent: "write", Args: map[string]any{"body": body}}).Effect
+	}
+	assert.Equal(t, authz.Allow, send("hunter2"), "the redacted secret was never indexed")
+	assert.Equal(t, authz.Deny, send("[REDACTED]"))
+}
