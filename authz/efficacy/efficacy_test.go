@@ -36,7 +36,7 @@ const provenanceLimit = 64 << 10
 
 // suite is one workspace: its tools, the attacker's values, the user's
 // tasks and the injections planted in what those tasks read. It is read
-// from testdata/<workspace>.yaml.
+// from testdata/suites/<workspace>.yaml.
 type suite struct {
 	Workspace string `yaml:"workspace"`
 	// Policy is the policy file under testdata/policies.
@@ -44,8 +44,8 @@ type suite struct {
 	// Agent is the agent's identity, Clearance the tasks' clearance.
 	Agent     string `yaml:"agent"`
 	Clearance string `yaml:"clearance"`
-	// Context is trusted text every task starts with (the system prompt,
-	// the user's profile, the address book): the host's own data.
+	// Context is text every task starts with: the system prompt, the
+	// user's profile, saved payees (the host's own data, trusted).
 	Context []observation `yaml:"context"`
 	// ScopeKeys are the kinds of values the host extracts from every
 	// request of the workspace; a kind the request names nothing of is an
@@ -415,7 +415,7 @@ func (s *suite) run(t *testing.T, g *authz.Guard, tr trace) outcome {
 	defer task.End()
 
 	for _, o := range s.Context {
-		task.ObserveText(o.Source, o.Text, authz.Internal, true)
+		task.ObserveText(o.Source, o.Text, authz.Internal, o.Trusted)
 	}
 	task.ObserveText("user", tr.task.Request, authz.Public, true)
 
