@@ -162,7 +162,9 @@ type decisionOpts struct {
 
 // maxCachedSets bounds the cached attribute sets: rule names come from
 // policies, which can change; past the bound sets are built per call.
-const maxCachedSets = 4096
+// (The SDK's own default cardinality limit, 2,000 series per instrument,
+// still applies.)
+const maxCachedSets = 1024
 
 // Histogram bucket boundaries, in seconds: decisions take microseconds,
 // Authorize with an approval can take minutes; approvals take seconds to

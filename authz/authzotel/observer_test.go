@@ -420,3 +420,53 @@ func TestInternalErrorStatus(t *testing.T) {
 	assert.Equal(t, start, s.StartTime())
 	assert.Equal(t, start.Add(3*time.Millisecond), s.EndTime(), "the span has the decision's own timestamps")
 }
+
+func TestConcurrentDecisions(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	ctx, _ := r.begin(t, context.Background())
+	const workers, each = 8, 50
+	done := make(chan struct{})
+	for w := range workers {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := range each {
+				c := authz.Call{Tool: "http.fetch", Intent: "read", Destination: "https://docs.example.org/"}
+				if (w+i)%2 == 1 {
+					c.Intent = "export"
+				}
+				_ = r.g.Authorize(ctx, c)
+			}
+		}()
+	}
+	for range workers {
+		<-done
+	}
+	assert.Equal(t, map[string]int64{
+		"taskguard.effect=allow,taskguard.operation=authorize,taskguard.rule=fetch-docs": workers * each / 2,
+		"taskguard.effect=deny,taskguard.operation=authorize,taskguard.rule=no-export":   workers * each / 2,
+	}, sumBy(t, find(t, r.metrics(t), authzotel.MetricDecisions)))
+	assert.Len(t, r.spans.Ended(), workers*each)
+}
+
+// Past the cache of attribute sets (policies change, rule names come and
+// go), decisions are still counted under their own rule.
+func TestManyRuleNames(t *testing.T) {
+	t.Parallel()
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	obs, err := authzotel.New(authzotel.WithMeterProvider(mp), authzotel.WithTracerProvider(sdktrace.NewTracerProvider()))
+	require.NoError(t, err)
+	const n = 1500 // past the cache (1,024), within the SDK's cardinality limit (2,000)
+	for i := range n {
+		for range 1 + i%2 {
+			obs.OnDecision(context.Background(), authz.DecisionEvent{Op: authz.OpCheck, Effect: authz.Allow, Rule: fmt.Sprintf("rule-%d", i)})
+		}
+	}
+	var rm metricdata.ResourceMetrics
+	require.NoError(t, reader.Collect(context.Background(), &rm))
+	got := sumBy(t, find(t, rm, authzotel.MetricDecisions))
+	require.Equal(t, n, len(got))
+	assert.Equal(t, int64(1), got["taskguard.effect=allow,taskguard.operation=check,taskguard.rule=rule-10"])
+	assert.Equal(t, int64(2), got["taskguard.effect=allow,taskguard.operation=check,taskguard.rule=rule-1499"])
+}
