@@ -352,3 +352,30 @@ func BenchmarkObserver(b *testing.B) {
 		}
 	})
 }
+
+// Under a shared store Authorize takes another path; it reports the same
+// events.
+func TestObserverWithStore(t *testing.T) {
+	t.Parallel()
+	var log eventLog
+	clk := newFakeClock()
+	g, err := New(WithPolicy(mustPolicy(t, observedPolicy)), WithClock(clk.Now), WithStore(NewMemoryStore(clk.Now)),
+		WithObserver(&log), WithApprover(ApproverFunc(func(context.Context, Call, Decision) (bool, error) { return true, nil })))
+	require.NoError(t, err)
+	ctx, task := begin(t, g, TaskSpec{})
+
+	require.NoError(t, g.Authorize(ctx, Call{Tool: "http.fetch", Intent: "read", Destination: "https://example.org/"}))
+	require.ErrorIs(t, g.Authorize(ctx, Call{Tool: "http.fetch", Intent: "export", Destination: "https://example.org/"}), ErrDenied)
+	require.NoError(t, g.Authorize(ctx, Call{Tool: "db.delete", Intent: "delete", Destination: "db://orders"}))
+
+	got := log.take()
+	require.Len(t, got, 3)
+	for _, e := range got {
+		assert.Equal(t, OpAuthorize, e.Op)
+		assert.Equal(t, task.ID(), e.Task)
+	}
+	assert.Equal(t, []string{"fetch", "no-export", "review-delete"}, []string{got[0].Rule, got[1].Rule, got[2].Rule})
+	assert.Equal(t, []Effect{Allow, Deny, Allow}, []Effect{got[0].Effect, got[1].Effect, got[2].Effect})
+	assert.Equal(t, ApprovalGranted, got[2].Approval)
+	assert.Equal(t, ApprovalNone, got[0].Approval)
+}
