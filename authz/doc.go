@@ -136,6 +136,21 @@
 // program: an argument it reads that is absent or of another type is an
 // evaluation error and denies.
 //
+// Declarations also come from Go. [Wrap] declares the arguments of its
+// tool from [Tool.Args] or, for a tool without Describe, from its struct
+// argument type A ([ArgsOf]: its JSON fields with their CEL types);
+// [WrapJSON] declares [Tool.Args];
+// integrations declare from a tool's input JSON Schema
+// ([ArgsFromJSONSchema]) with [Guard.RegisterTool]. A Go declaration is
+// checked like one in the policy: the rules are type-checked against it
+// when it is registered (and at every [Guard.Update]). A tool declared in
+// both places must be declared alike; otherwise the registration fails with
+// an error naming both sources and the arguments that differ, and a wrapped
+// handler denies every call ([RuleArgs]). The guard remembers the tools
+// that were wrapped or registered ([Guard.Tools]); [Guard.Lint] uses them to
+// report rules for tools nobody registered and registered tools no rule
+// allows.
+//
 // # Destinations
 //
 // Call.Destination is canonicalised before any rule sees it, so a policy

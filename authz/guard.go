@@ -139,6 +139,7 @@ type Guard struct {
 	view           *view
 
 	state atomic.Pointer[compiled]
+	tools toolRegistry // registered tools (register.go)
 
 	redactMu  sync.Mutex
 	redactors atomic.Pointer[[]*auditRedactor]
@@ -208,7 +209,10 @@ func (g *Guard) policyVersion() string {
 // either the old policy or the new one, never a mix, and readers never
 // block. Decisions carry the version of the policy that made them. A nil p
 // is an error and leaves the policy in force; a policy that failed to load
-// never reaches Update, so the old one stays in force.
+// never reaches Update, so the old one stays in force. So does a policy
+// that does not agree with the tools registered with the guard
+// ([Guard.RegisterTool]): a tool declared differently, or a rule that does
+// not type-check against the registered declarations.
 func (g *Guard) Update(p *Policy) error {
 	if p == nil {
 		return errors.New("authz: Update: nil policy")
@@ -216,6 +220,5 @@ func (g *Guard) Update(p *Policy) error {
 	if g.state.Load() == nil {
 		return errZeroGuard
 	}
-	g.state.Store(index(p))
-	return nil
+	return g.swapPolicy(p)
 }

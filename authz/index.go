@@ -112,10 +112,14 @@ func evalOrder(a, b *rule) int {
 	return a.order - b.order
 }
 
-func index(p *Policy) *compiled {
-	c := &compiled{policy: p, tools: p.tools, byTool: map[string][]*rule{}}
+func index(p *Policy) *compiled { return indexRules(p, p.rules, p.tools) }
+
+// indexRules indexes rules, the rules of p as compiled against the tools
+// decls.
+func indexRules(p *Policy, rules []*rule, decls toolDecls) *compiled {
+	c := &compiled{policy: p, tools: decls, byTool: map[string][]*rule{}}
 	var exact []*rule
-	for _, r := range p.rules {
+	for _, r := range rules {
 		if r.exact {
 			exact = append(exact, r)
 		} else {

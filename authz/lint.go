@@ -2,6 +2,7 @@ package authz
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -54,12 +55,17 @@ func (w Warning) String() string {
 // tools, when given, are the names of the tools the host registers. Lint
 // then also reports each tools pattern that matches none of them, and, in
 // one policy-wide warning, the registered tools that no enforced allow or
-// ask rule matches, so that they are always denied.
+// ask rule matches, so that they are always denied. Without tools, the
+// tools the policy declares (its tools blocks) are used, when it declares
+// any. [Guard.Lint] passes the tools registered with the guard.
 //
 // A nil policy or a policy without rules has exactly one warning.
 func (p *Policy) Lint(tools ...string) []Warning {
 	if p == nil || len(p.rules) == 0 {
 		return []Warning{{Pos: policyLabel(p), Msg: "policy has no rules: every call is denied"}}
+	}
+	if len(tools) == 0 {
+		tools = slices.Collect(maps.Keys(p.tools))
 	}
 	label := policyLabel(p)
 	var global, per []Warning

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"time"
 )
 
@@ -34,6 +35,15 @@ type Tool[A any] struct {
 	// cover the one call it was asked for. The zero value, false, fills
 	// Args. WrapJSON ignores it: its arguments are JSON by construction.
 	OpaqueArgs bool
+	// Args declares the tool's arguments as policies see them (see
+	// [ToolArgs] and [Guard.RegisterTool]). When nil, [Wrap] of a tool
+	// without Describe whose A is a struct declares what [ArgsOf] derives
+	// from A (nothing when A cannot be declared, or with OpaqueArgs), and
+	// otherwise
+	// nothing is declared: a Describe may show policies other arguments
+	// than A's. Either way the tool is registered with the guard (see
+	// [Guard.Lint]).
+	Args ToolArgs
 	// Output says how a successful call's result taints the task. The zero
 	// value records the results of reading intents (read, search and those
 	// of [WithObservedIntents]) as untrusted content of the call's
@@ -132,9 +142,38 @@ func (g *Guard) denyDescribe(ctx context.Context, tool string, err error) error 
 // number, a list) is seen as {"value": …}. An encoding or decoding error,
 // or a panicking MarshalJSON, denies with [RuleDescribe] and a reason that
 // names no value. [Tool.OpaqueArgs] turns the filling off.
+//
+// Wrap registers the tool with g and declares its arguments: [Tool.Args],
+// or else, for a tool without Describe (whose Call.Args are always filled
+// from args) whose A is a struct (or a pointer to one), what [ArgsOf]
+// derives from A (its JSON fields with their CEL types), unless OpaqueArgs
+// is set or A cannot be declared. A tool with a Describe declares its
+// arguments with Tool.Args. Calls whose
+// Call.Args (filled from args, or set by Describe) do not match the
+// declaration are denied ([RuleArgs]), and the policy's rules over the tool
+// are type-checked against it (see [Guard.RegisterTool]). When the
+// declaration is refused (it differs from the policy's tools block, or a
+// rule does not type-check against it), every call of the returned handler
+// is denied with [RuleArgs] and the reason, and [Guard.Lint] reports it.
 func Wrap[A, R any](g *Guard, t Tool[A], h func(ctx context.Context, args A) (R, error)) func(ctx context.Context, args A) (R, error) {
+	regErr := registerWrapped(g, t.Name, func() (ToolArgs, string) {
+		if t.Args != nil {
+			return t.Args, "Tool.Args of " + t.Name
+		}
+		if t.OpaqueArgs || t.Describe != nil || !isStruct(reflect.TypeFor[A]()) {
+			return nil, ""
+		}
+		args, err := ArgsOf[A]()
+		if err != nil {
+			return nil, ""
+		}
+		return args, fmt.Sprintf("Go type %v", reflect.TypeFor[A]())
+	})
 	return func(ctx context.Context, args A) (R, error) {
 		var zero R
+		if regErr != nil {
+			return zero, g.denyArgs(ctx, t.Name, regErr)
+		}
 		c, err := t.describe(args)
 		if err != nil {
 			return zero, g.denyDescribe(ctx, t.Name, err)
@@ -210,9 +249,16 @@ func opaqueArgs(ctx context.Context) bool {
 // they are decoded once (integers as int64, other numbers as float64) and
 // passed to Describe and, when Describe sets no Args, to policies as args.
 // h receives the original bytes.
+//
+// WrapJSON registers the tool with g, declaring [Tool.Args] when set (see
+// [Wrap] for what a declaration does and when it is refused).
 func WrapJSON[R any](g *Guard, t Tool[map[string]any], h func(ctx context.Context, args json.RawMessage) (R, error)) func(ctx context.Context, args json.RawMessage) (R, error) {
+	regErr := registerWrapped(g, t.Name, func() (ToolArgs, string) { return t.Args, "Tool.Args of " + t.Name })
 	return func(ctx context.Context, raw json.RawMessage) (R, error) {
 		var zero R
+		if regErr != nil {
+			return zero, g.denyArgs(ctx, t.Name, regErr)
+		}
 		args, err := DecodeArgs(raw)
 		if err != nil {
 			return zero, g.denyDescribe(ctx, t.Name, err)
@@ -233,4 +279,30 @@ func WrapJSON[R any](g *Guard, t Tool[map[string]any], h func(ctx context.Contex
 		}
 		return r, err
 	}
+}
+
+// registerWrapped registers a wrapped tool with g, declared by what decl
+// returns (nil: not declared). A tool without a valid name or a guard not
+// built with New is not registered, and its calls are denied anyway.
+func registerWrapped(g *Guard, name string, decl func() (ToolArgs, string)) error {
+	if g == nil || g.state.Load() == nil || validToolName(name) != nil {
+		return nil
+	}
+	args, from := decl()
+	return g.registerTool(name, from, args)
+}
+
+// denyArgs records and returns the denial of a call of a wrapped tool whose
+// declaration the guard refused.
+func (g *Guard) denyArgs(ctx context.Context, tool string, err error) error {
+	c := Call{Tool: tool}
+	return g.Deny(ctx, c, RuleArgs, "the tool's declaration of arguments was refused: "+err.Error(), err)
+}
+
+// isStruct reports whether t is a struct or a pointer to one.
+func isStruct(t reflect.Type) bool {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	return t.Kind() == reflect.Struct
 }

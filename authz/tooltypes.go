@@ -13,6 +13,7 @@ import (
 	"cel.dev/cel-go/cel"
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/common/types/ref"
+	"cel.dev/cel-go/common/types/traits"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/taskguard/taskguard/internal/glob"
@@ -582,7 +583,7 @@ func (p *Policy) Tools() map[string]ToolArgs {
 }
 
 // argsObjectType is the CEL type of a typed rule's args.
-var argsObjectType = types.NewObjectType(celArgs)
+var argsObjectType = types.NewObjectType(celArgs, traits.ContainerType, traits.FieldTesterType, traits.IndexerType, traits.SizerType)
 
 // argsVal is a call's args as typed rules see them: field selections go
 // through the shape's fields (argsObject); dyn(args) reads it as a map.
@@ -635,6 +636,9 @@ func (v *argsVal) Contains(key ref.Val) ref.Val {
 
 // Size implements traits.Sizer for size(dyn(args)).
 func (v *argsVal) Size() ref.Val { return types.Int(len(v.m)) }
+
+// IsSet implements traits.FieldTester for has(dyn(args).key).
+func (v *argsVal) IsSet(field ref.Val) ref.Val { return v.Contains(field) }
 
 // hashTools adds the declarations to a policy's version hash.
 func hashTools(h io.Writer, decls toolDecls) {
