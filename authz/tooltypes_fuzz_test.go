@@ -62,3 +62,27 @@ func FuzzParseArgType(f *testing.F) {
 		}
 	})
 }
+
+// FuzzArgsFromJSONSchema derives declarations from arbitrary schemas.
+// Invariants: no panic, and every derived declaration compiles.
+func FuzzArgsFromJSONSchema(f *testing.F) {
+	for _, s := range []string{
+		`{"type": "object", "properties": {"n": {"type": "integer"}, "l": {"type": "array", "items": {"type": "array", "items": {"type": "number"}}}}}`,
+		`{"type": "object", "properties": {"m": {"type": "object", "additionalProperties": {"type": ["string", "null"]}}}}`,
+		`{"properties": {"t": {"type": "string", "format": "date-time"}, "x": true, "y": {"anyOf": []}}}`,
+		`{"type": "string"}`,
+		`[]`,
+		`{"type": "object", "properties": {"in": {}}}`,
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, schema string) {
+		args, err := ArgsFromJSONSchema([]byte(schema))
+		if err != nil {
+			return
+		}
+		if _, err := newToolDecl("t", "schema", args); err != nil {
+			t.Fatalf("derived declaration %v does not compile: %v", args, err)
+		}
+	})
+}
