@@ -199,7 +199,7 @@ func (tg *ToolGuard) BeforeToolCallback(ctx agent.Context, t tool.Tool, args map
 				return authz.Call{}, errors.New("the tool has no taskguard description")
 			}}
 	}
-	c, err := tg.authorize(withTask(ctx, st.ctx), spec, raw)
+	c, err := tg.authorize(authz.ContextWithTask(ctx, st.task), spec, raw)
 	var denied *authz.DeniedError
 	switch {
 	case err == nil:
@@ -415,24 +415,4 @@ func (s endingSessions) Delete(ctx context.Context, req *session.DeleteRequest) 
 	err := s.Service.Delete(ctx, req)
 	s.tg.EndSession(req.AppName, req.UserID, req.SessionID)
 	return err
-}
-
-// withTask returns ctx (deadline, cancellation, values) that also carries
-// the task of taskCtx. authz has no way to put an existing task in a
-// context other than the one Begin returns, so the values of taskCtx are
-// consulted first.
-func withTask(ctx, taskCtx context.Context) context.Context {
-	return taskContext{Context: ctx, task: taskCtx}
-}
-
-type taskContext struct {
-	context.Context
-	task context.Context
-}
-
-func (c taskContext) Value(key any) any {
-	if v := c.task.Value(key); v != nil {
-		return v
-	}
-	return c.Context.Value(key)
 }

@@ -78,7 +78,6 @@ type Guard struct {
 // written once, before ready is closed, and read only after.
 type session struct {
 	ready chan struct{}
-	ctx   context.Context // from authz.Guard.Begin: carries task
 	task  *authz.Task
 	err   error
 }
@@ -167,7 +166,7 @@ func (g *Guard) callTool(ctx context.Context, next mcp.MethodHandler, method str
 		}
 		return res, err
 	})
-	res, err := run(withTask(ctx, s.ctx), req.Params.Arguments)
+	res, err := run(authz.ContextWithTask(ctx, s.task), req.Params.Arguments)
 	if failed != nil && errors.Is(err, errToolFailed) {
 		return failed, nil
 	}
@@ -201,8 +200,8 @@ func (g *Guard) listTools(ctx context.Context, next mcp.MethodHandler, method st
 			names = append(names, t.Name)
 		}
 	}
-	visible := g.authz.Visible(withTask(ctx, s.ctx), names) // a subsequence of names
-	out := *list                                            // the server's result is not modified
+	visible := g.authz.Visible(authz.ContextWithTask(ctx, s.task), names) // a subsequence of names
+	out := *list                                                          // the server's result is not modified
 	out.Tools = make([]*mcp.Tool, 0, len(visible))
 	for _, t := range list.Tools {
 		if len(out.Tools) < len(visible) && visible[len(out.Tools)] == t.Name {
@@ -259,7 +258,7 @@ func (g *Guard) begin(ctx context.Context, req mcp.Request, ss *mcp.ServerSessio
 		return
 	}
 	// The task outlives this request, so it does not begin from its context.
-	s.ctx, s.task, s.err = g.authz.Begin(context.Background(), spec)
+	_, s.task, s.err = g.authz.Begin(context.Background(), spec)
 	if s.err != nil {
 		s.err = fmt.Errorf("mcpguard: no task for the session: %w", s.err)
 	}
@@ -334,25 +333,4 @@ func (g *Guard) Close() error {
 	}
 	g.watchers.Wait()
 	return nil
-}
-
-// withTask returns ctx (deadline, cancellation, values) carrying the task of
-// taskCtx, a context returned by authz.Guard.Begin.
-func withTask(ctx, taskCtx context.Context) context.Context {
-	return taskContext{Context: ctx, task: taskCtx}
-}
-
-// taskContext is a request's context that also carries the session's task.
-// authz has no way to attach an existing task to another context, so values
-// are looked up in the task's context first.
-type taskContext struct {
-	context.Context
-	task context.Context
-}
-
-func (c taskContext) Value(key any) any {
-	if v := c.task.Value(key); v != nil {
-		return v
-	}
-	return c.Context.Value(key)
 }
