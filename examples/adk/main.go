@@ -16,7 +16,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -112,7 +111,7 @@ func newDemo(out io.Writer, script map[string][][]*genai.FunctionCall, h hook, e
 	if err != nil {
 		return nil, err
 	}
-	g, err := authz.New(authz.WithPolicy(policy), authz.WithLogger(slog.New(&decisionPrinter{out: out})))
+	g, err := authz.New(authz.WithPolicy(policy), authz.WithLogger(auditLogger(out)))
 	if err != nil {
 		return nil, err
 	}
@@ -252,21 +251,17 @@ func stringArg(args map[string]any, key string) (string, error) {
 	return s, nil
 }
 
-// decisionPrinter is a slog.Handler that prints the guard's audit records
-// as one line each. A real host would use slog.NewJSONHandler.
-type decisionPrinter struct{ out io.Writer }
-
-func (p *decisionPrinter) Enabled(context.Context, slog.Level) bool { return true }
-func (p *decisionPrinter) WithAttrs([]slog.Attr) slog.Handler       { return p }
-func (p *decisionPrinter) WithGroup(string) slog.Handler            { return p }
-
-func (p *decisionPrinter) Handle(_ context.Context, r slog.Record) error {
-	a := map[string]string{}
-	r.Attrs(func(at slog.Attr) bool {
-		a[at.Key] = at.Value.String()
-		return true
-	})
-	_, err := fmt.Fprintf(p.out, "   taskguard: %s %s %s (rule %s: %s)\n",
-		strings.ToUpper(a["effect"]), a["tool"], a["destination"], a["rule"], a["reason"])
-	return err
+// auditLogger writes the guard's audit records as slog text lines with
+// the fields a reader of the demo needs, so its output reads the same on
+// every run. A real host would log every field with slog.NewJSONHandler.
+func auditLogger(out io.Writer) *slog.Logger {
+	keep := map[string]bool{slog.MessageKey: true, "tool": true, "destination": true, "effect": true, "rule": true, "reason": true}
+	return slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{
+		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+			if len(groups) > 0 || !keep[a.Key] {
+				return slog.Attr{}
+			}
+			return a
+		},
+	}))
 }

@@ -52,13 +52,13 @@ func TestRun(t *testing.T) {
 	require.NoError(t, run(context.Background(), &out))
 	got := out.String()
 	for _, want := range []string{
-		"taskguard: ALLOW fetch_url https://api.github.com/zen (rule fetch-web",
+		"tool=fetch_url destination=https://api.github.com/zen effect=allow rule=fetch-web",
 		"fetch_url returns map[result:200 OK",
-		"taskguard: DENY fetch_url http://169.254.169.254/latest/meta-data/iam/security-credentials (rule no-private-network",
+		"tool=fetch_url destination=http://169.254.169.254/latest/meta-data/iam/security-credentials effect=deny rule=no-private-network",
 		"fetch_url returns map[error:taskguard denied fetch_url: private addresses and cloud metadata are off limits (SSRF) [rule no-private-network]]",
 		"model says: fetch_url: 200 OK: Design for failure. (demo: nothing was fetched). fetch_url failed: taskguard denied fetch_url",
-		"taskguard: ALLOW read_file /workspace/notes/plan.md (rule workspace-files",
-		"taskguard: DENY read_file /etc/passwd (rule files-stay-in-workspace",
+		"tool=read_file destination=/workspace/notes/plan.md effect=allow rule=workspace-files",
+		"tool=read_file destination=/etc/passwd effect=deny rule=files-stay-in-workspace",
 		"tools that ran: fetch_url 1 time(s), read_file 1 time(s)",
 		"session s1 deleted: its task ended: true; the task of s2 ended: false",
 	} {
