@@ -83,66 +83,47 @@ func Middleware(g *authz.Guard, cfg Config) compose.ToolMiddleware {
 	}
 	return compose.ToolMiddleware{
 		Invokable: func(next compose.InvokableToolEndpoint) compose.InvokableToolEndpoint {
-			return func(ctx context.Context, in *compose.ToolInput) (*compose.ToolOutput, error) {
-				c, err := m.authorize(ctx, in)
-				if err != nil {
-					text, err := m.denied(ctx, err)
-					if err != nil {
-						return nil, err
-					}
-					return &compose.ToolOutput{Result: text}, nil
-				}
-				out, err := next(ctx, in)
-				m.observe(ctx, in, c, err)
-				return out, err
-			}
+			return guarded(m, next, func(text string) *compose.ToolOutput {
+				return &compose.ToolOutput{Result: text}
+			})
 		},
 		Streamable: func(next compose.StreamableToolEndpoint) compose.StreamableToolEndpoint {
-			return func(ctx context.Context, in *compose.ToolInput) (*compose.StreamToolOutput, error) {
-				c, err := m.authorize(ctx, in)
-				if err != nil {
-					text, err := m.denied(ctx, err)
-					if err != nil {
-						return nil, err
-					}
-					return &compose.StreamToolOutput{Result: schema.StreamReaderFromArray([]string{text})}, nil
-				}
-				out, err := next(ctx, in)
-				m.observe(ctx, in, c, err)
-				return out, err
-			}
+			return guarded(m, next, func(text string) *compose.StreamToolOutput {
+				return &compose.StreamToolOutput{Result: schema.StreamReaderFromArray([]string{text})}
+			})
 		},
 		EnhancedInvokable: func(next compose.EnhancedInvokableToolEndpoint) compose.EnhancedInvokableToolEndpoint {
-			return func(ctx context.Context, in *compose.ToolInput) (*compose.EnhancedInvokableToolOutput, error) {
-				c, err := m.authorize(ctx, in)
-				if err != nil {
-					text, err := m.denied(ctx, err)
-					if err != nil {
-						return nil, err
-					}
-					return &compose.EnhancedInvokableToolOutput{Result: textResult(text)}, nil
-				}
-				out, err := next(ctx, in)
-				m.observe(ctx, in, c, err)
-				return out, err
-			}
+			return guarded(m, next, func(text string) *compose.EnhancedInvokableToolOutput {
+				return &compose.EnhancedInvokableToolOutput{Result: textResult(text)}
+			})
 		},
 		EnhancedStreamable: func(next compose.EnhancedStreamableToolEndpoint) compose.EnhancedStreamableToolEndpoint {
-			return func(ctx context.Context, in *compose.ToolInput) (*compose.EnhancedStreamableToolOutput, error) {
-				c, err := m.authorize(ctx, in)
-				if err != nil {
-					text, err := m.denied(ctx, err)
-					if err != nil {
-						return nil, err
-					}
-					return &compose.EnhancedStreamableToolOutput{
-						Result: schema.StreamReaderFromArray([]*schema.ToolResult{textResult(text)})}, nil
-				}
-				out, err := next(ctx, in)
-				m.observe(ctx, in, c, err)
-				return out, err
-			}
+			return guarded(m, next, func(text string) *compose.EnhancedStreamableToolOutput {
+				return &compose.EnhancedStreamableToolOutput{
+					Result: schema.StreamReaderFromArray([]*schema.ToolResult{textResult(text)})}
+			})
 		},
+	}
+}
+
+// guarded wraps next, one of eino's four tool endpoint shapes (their
+// outputs are O): the call is authorized first; on a deny next is not
+// called and the text OnDeny returns becomes the output through deniedOut;
+// otherwise next runs and its result is recorded on the task.
+func guarded[O any](m *guard, next func(context.Context, *compose.ToolInput) (O, error), deniedOut func(text string) O) func(context.Context, *compose.ToolInput) (O, error) {
+	return func(ctx context.Context, in *compose.ToolInput) (O, error) {
+		c, err := m.authorize(ctx, in)
+		if err != nil {
+			text, err := m.denied(ctx, err)
+			if err != nil {
+				var zero O
+				return zero, err
+			}
+			return deniedOut(text), nil
+		}
+		out, err := next(ctx, in)
+		m.observe(ctx, in, c, err)
+		return out, err
 	}
 }
 
