@@ -19,6 +19,7 @@ require (
 	github.com/google/jsonschema-go v0.4.3 // indirect
 	github.com/segmentio/asm v1.1.3 // indirect
 	github.com/segmentio/encoding v0.5.4 // indirect
+	github.com/taskguard/taskguard/examples/mcp v0.0.0-00010101000000-000000000000
 	github.com/yosida95/uritemplate/v3 v3.0.2 // indirect
 	go.yaml.in/yaml/v3 v3.0.6 // indirect
 	golang.org/x/exp v0.0.0-20240823005443-9b4947da3948 // indirect
@@ -36,3 +37,5 @@ require (
 replace github.com/taskguard/taskguard => ../..
 
 replace github.com/taskguard/taskguard/authz/identity => ../../authz/identity
+
+replace github.com/taskguard/taskguard/examples/mcp => ../mcp

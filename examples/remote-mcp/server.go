@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/ed25519"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -14,6 +13,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/taskguard/taskguard/authz"
+	"github.com/taskguard/taskguard/examples/mcp/mcpguard"
 )
 
 // TaskHeader carries the caller's task token on every MCP request over
@@ -27,14 +27,12 @@ const ReportMetaKey = "taskguard/report"
 
 // RuleMetaKey names the _meta field of a denied tools/call result that
 // holds the rule that denied it.
-const RuleMetaKey = "taskguard/rule"
+const RuleMetaKey = mcpguard.RuleMetaKey
 
 var (
 	errNoToken      = errors.New("remote-mcp: the request carries no task token (" + TaskHeader + " header)")
 	errManyTokens   = errors.New("remote-mcp: the request carries more than one task token")
 	errServerClosed = errors.New("remote-mcp: server closed")
-	errUndescribed  = errors.New("the tool has no taskguard describer")
-	errToolFailed   = errors.New("remote-mcp: the tool failed")
 )
 
 // serverConfig is what the tool server's guard needs besides the policy:
@@ -55,7 +53,7 @@ type serverConfig struct {
 type toolServer struct {
 	guard  *authz.Guard
 	server *mcp.Server
-	tools  map[string]authz.Tool[map[string]any] // immutable after newToolServer
+	tools  mcpguard.Tools // immutable after newToolServer
 	// runs counts each tool handler's runs, to show that refused calls
 	// never reach a handler. Not modified after newToolServer.
 	runs map[string]*atomic.Int64
@@ -86,7 +84,7 @@ var docs = map[string]string{
 // serverTools describe the server's tools to taskguard. Internal docs are
 // the organisation's own data: confidential, and trusted. Web pages are
 // public and untrusted (the default Output of a read).
-var serverTools = map[string]authz.Tool[map[string]any]{
+var serverTools = mcpguard.Tools{
 	"read_doc": {Name: "read_doc", Intent: "read", Output: authz.Output{Trusted: true},
 		Describe: func(a map[string]any) (authz.Call, error) {
 			name, err := stringArg(a, "name")
@@ -242,50 +240,17 @@ func (s *toolServer) resume(ctx context.Context, req mcp.Request) (*authz.Task, 
 	return t, nil
 }
 
-// callTool authorizes the call under task, runs it, and returns its result
-// with task's report in _meta. A denied call never reaches its handler and
-// is answered with IsError and the rule.
+// callTool authorizes the call under task (mcpguard.CallTool: a denied
+// call never reaches its handler and is answered with IsError and the
+// rule), runs it, and returns its result with task's report in _meta.
 func (s *toolServer) callTool(ctx context.Context, next mcp.MethodHandler, method string, req *mcp.CallToolRequest, task *authz.Task) (mcp.Result, error) {
-	name := req.Params.Name
-	tool, ok := s.tools[name]
-	if !ok {
-		tool = authz.Tool[map[string]any]{Name: name,
-			Describe: func(map[string]any) (authz.Call, error) { return authz.Call{}, errUndescribed }}
-	}
-	called := false
-	var failed *mcp.CallToolResult
-	// WrapJSON describes and authorizes the call, runs the handler only when
-	// allowed, and records a successful result on the task. A tool that
-	// failed (IsError) records nothing.
-	run := authz.WrapJSON(s.guard, tool, func(ctx context.Context, _ json.RawMessage) (mcp.Result, error) {
-		called = true
-		res, err := next(ctx, method, req)
-		if r, ok := res.(*mcp.CallToolResult); ok && err == nil && r.IsError {
-			failed = r
-			return nil, errToolFailed
-		}
-		return res, err
-	})
-	res, err := run(ctx, req.Params.Arguments)
-	var out *mcp.CallToolResult
-	var denied *authz.DeniedError
-	switch {
-	case failed != nil && errors.Is(err, errToolFailed):
-		out = failed
-	case !called && errors.As(err, &denied):
-		out = &mcp.CallToolResult{
-			Meta:    mcp.Meta{RuleMetaKey: denied.Decision.Rule},
-			Content: []mcp.Content{&mcp.TextContent{Text: denied.Error()}},
-			IsError: true,
-		}
-	case err != nil:
+	res, err := mcpguard.CallTool(ctx, s.guard, s.tools, next, method, req)
+	if err != nil {
 		return nil, err
-	default:
-		r, ok := res.(*mcp.CallToolResult)
-		if !ok || r == nil {
-			return nil, fmt.Errorf("remote-mcp: tools/call returned %T", res)
-		}
-		out = r
+	}
+	out, ok := res.(*mcp.CallToolResult)
+	if !ok || out == nil {
+		return nil, fmt.Errorf("remote-mcp: tools/call returned %T", res)
 	}
 	// Every answer carries the task's taint here, signed for the agent's
 	// guard; without one the agent refuses the result.
@@ -308,24 +273,5 @@ func (s *toolServer) listTools(ctx context.Context, next mcp.MethodHandler, meth
 	if err != nil {
 		return nil, err
 	}
-	list, ok := res.(*mcp.ListToolsResult)
-	if !ok {
-		return nil, fmt.Errorf("remote-mcp: tools/list returned %T", res)
-	}
-	names := make([]string, 0, len(list.Tools))
-	for _, t := range list.Tools {
-		if _, ok := s.tools[t.Name]; ok {
-			names = append(names, t.Name)
-		}
-	}
-	visible := s.guard.Visible(ctx, names) // a subsequence of names
-	out := *list
-	out.Tools = make([]*mcp.Tool, 0, len(visible))
-	for _, t := range list.Tools {
-		if len(out.Tools) < len(visible) && visible[len(out.Tools)] == t.Name {
-			out.Tools = append(out.Tools, t)
-		}
-	}
-	out.Cacheable = mcp.Cacheable{TTLMs: 0, CacheScope: "private"}
-	return &out, nil
+	return mcpguard.VisibleTools(ctx, s.guard, s.tools, res)
 }

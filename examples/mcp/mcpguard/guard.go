@@ -143,8 +143,23 @@ func (g *Guard) callTool(ctx context.Context, next mcp.MethodHandler, method str
 	if err != nil {
 		return nil, err
 	}
+	return CallTool(authz.ContextWithTask(ctx, s.task), g.authz, g.tools, next, method, req)
+}
+
+// RuleMetaKey names the _meta field of a denied tools/call result that
+// holds the rule that denied it.
+const RuleMetaKey = "taskguard/rule"
+
+// CallTool is the tools/call step of a guard, for servers that find the
+// task another way than [Guard] does (a task token, say): it authorizes
+// req's call with g under the task in ctx, describing it with tools (a tool
+// without a describer is denied), and passes req to next only when
+// allowed. A denial is answered as a tool error (IsError, the reason as
+// text, the rule in _meta[RuleMetaKey]); a result the model will read is
+// recorded on the task unless the tool failed.
+func CallTool(ctx context.Context, g *authz.Guard, tools Tools, next mcp.MethodHandler, method string, req *mcp.CallToolRequest) (mcp.Result, error) {
 	name := req.Params.Name
-	tool, ok := g.tools[name]
+	tool, ok := tools[name]
 	if !ok {
 		tool = authz.Tool[map[string]any]{Name: name,
 			Describe: func(map[string]any) (authz.Call, error) { return authz.Call{}, errUndescribed }}
@@ -157,7 +172,7 @@ func (g *Guard) callTool(ctx context.Context, next mcp.MethodHandler, method str
 	// the result on the task unless the handler returns an error: a tool
 	// that failed (IsError, the MCP form of a tool's error) is turned into
 	// errToolFailed for WrapJSON and back into its result here.
-	run := authz.WrapJSON(g.authz, tool, func(ctx context.Context, _ json.RawMessage) (mcp.Result, error) {
+	run := authz.WrapJSON(g, tool, func(ctx context.Context, _ json.RawMessage) (mcp.Result, error) {
 		called = true
 		res, err := next(ctx, method, req)
 		if r, ok := res.(*mcp.CallToolResult); ok && err == nil && r.IsError {
@@ -166,14 +181,14 @@ func (g *Guard) callTool(ctx context.Context, next mcp.MethodHandler, method str
 		}
 		return res, err
 	})
-	res, err := run(authz.ContextWithTask(ctx, s.task), req.Params.Arguments)
+	res, err := run(ctx, req.Params.Arguments)
 	if failed != nil && errors.Is(err, errToolFailed) {
 		return failed, nil
 	}
 	var denied *authz.DeniedError
 	if !called && errors.As(err, &denied) {
 		return &mcp.CallToolResult{
-			Meta:    mcp.Meta{"taskguard/rule": denied.Decision.Rule},
+			Meta:    mcp.Meta{RuleMetaKey: denied.Decision.Rule},
 			Content: []mcp.Content{&mcp.TextContent{Text: denied.Error()}},
 			IsError: true,
 		}, nil
@@ -190,25 +205,33 @@ func (g *Guard) listTools(ctx context.Context, next mcp.MethodHandler, method st
 	if err != nil {
 		return nil, err
 	}
+	return VisibleTools(authz.ContextWithTask(ctx, s.task), g.authz, g.tools, res)
+}
+
+// VisibleTools is the tools/list step of a guard (see [CallTool]): it
+// returns a copy of res, the server's tools/list result, keeping the tools
+// that tools describes and that the task in ctx may use
+// ([authz.Guard.Visible]), marked private and not cacheable.
+func VisibleTools(ctx context.Context, g *authz.Guard, tools Tools, res mcp.Result) (*mcp.ListToolsResult, error) {
 	list, ok := res.(*mcp.ListToolsResult)
-	if !ok {
+	if !ok || list == nil {
 		return nil, fmt.Errorf("mcpguard: tools/list returned %T", res)
 	}
 	names := make([]string, 0, len(list.Tools))
 	for _, t := range list.Tools {
-		if _, ok := g.tools[t.Name]; ok {
+		if _, ok := tools[t.Name]; ok {
 			names = append(names, t.Name)
 		}
 	}
-	visible := g.authz.Visible(authz.ContextWithTask(ctx, s.task), names) // a subsequence of names
-	out := *list                                                          // the server's result is not modified
+	visible := g.Visible(ctx, names) // a subsequence of names
+	out := *list                     // the server's result is not modified
 	out.Tools = make([]*mcp.Tool, 0, len(visible))
 	for _, t := range list.Tools {
 		if len(out.Tools) < len(visible) && visible[len(out.Tools)] == t.Name {
 			out.Tools = append(out.Tools, t)
 		}
 	}
-	// The list is this session's: no intermediary may share it, and it
+	// The list is this task's: no intermediary may share it, and it
 	// changes as the task spends its budgets.
 	out.Cacheable = mcp.Cacheable{TTLMs: 0, CacheScope: "private"}
 	return &out, nil
