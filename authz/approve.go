@@ -79,7 +79,7 @@ func (g *Guard) Authorize(ctx context.Context, c Call) error {
 		d, err = g.authorizeShared(ctx, c, &ap)
 		return err
 	}
-	d = g.decide(ctx, c, true, nil)
+	d = g.decide(ctx, c, true, nil, nil)
 	switch d.Effect {
 	case Allow:
 	case Ask:

@@ -37,18 +37,14 @@ import (
 // tool (see BenchmarkCheckRulesPerTool), and not with the rules for other
 // tools.
 func (g *Guard) Check(ctx context.Context, c Call) Decision {
-	return g.decide(ctx, c, false, nil)
+	return g.decide(ctx, c, false, nil, nil)
 }
 
 // decide is Check, Authorize's first step (consume: rate-limit tokens are
 // taken) and Explain (x records every step).
-func (g *Guard) decide(ctx context.Context, c Call, consume bool, x *Explanation) (d Decision) {
-	return g.decideWith(ctx, c, consume, x, nil)
-}
-
-// decideWith is decide under a store: op, when not nil, receives the rate
-// limits and budgets the call needs.
-func (g *Guard) decideWith(ctx context.Context, c Call, consume bool, x *Explanation, op *storeOp) (d Decision) {
+// Under a store, op (when not nil) receives the rate limits and budgets
+// the call needs.
+func (g *Guard) decide(ctx context.Context, c Call, consume bool, x *Explanation, op *storeOp) (d Decision) {
 	var start time.Time
 	if g.logger != nil || g.observer != nil {
 		start = time.Now()

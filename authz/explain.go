@@ -73,7 +73,7 @@ type Explanation struct {
 // nothing for it.
 func (g *Guard) Explain(ctx context.Context, c Call) Explanation {
 	x := &Explanation{}
-	d := g.decide(ctx, c, false, x)
+	d := g.decide(ctx, c, false, x, nil)
 	x.Decision = d
 	if st := g.state.Load(); st != nil && len(x.Rules) == 0 { // a built-in check decided: list the rules it skipped
 		for _, r := range st.rulesFor(c.Tool, nil) {

@@ -443,3 +443,64 @@ func TestStoreReloadWithoutSubscription(t *testing.T) {
 	clk.Advance(2 * time.Second)
 	assert.Equal(t, authz.RuleStore, gb.Check(ctxB, query).Rule)
 }
+
+// decisionLog records observed decisions.
+type decisionLog struct {
+	mu sync.Mutex
+	ds []authz.DecisionEvent
+}
+
+func (l *decisionLog) OnDecision(_ context.Context, e authz.DecisionEvent) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.ds = append(l.ds, e)
+}
+
+func (l *decisionLog) OnLease(context.Context, authz.LeaseEvent) {}
+
+func (l *decisionLog) take() []authz.DecisionEvent {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	ds := l.ds
+	l.ds = nil
+	return ds
+}
+
+// Observers see one event per Authorize under a store too, with the final
+// decision: the store's denial, or a standing approval recorded by
+// another guard.
+func TestStoreObservedAuthorize(t *testing.T) {
+	p, err := authz.ParsePolicy("p.yaml", []byte(`
+rules:
+  - {name: db, tools: ["db.query"], effect: allow, when: "true"}
+  - {name: del, tools: ["db.delete"], effect: ask, when: "true"}
+`))
+	require.NoError(t, err)
+	b := newFaultBackend()
+	var log decisionLog
+	app := authztest.NewApprover(authz.Grant{Approved: true, ForTask: true, By: "alice"})
+	g, err := authz.New(authz.WithPolicy(p), authz.WithStore(b.replica(t)), authz.WithObserver(&log), authz.WithApprover(app))
+	require.NoError(t, err)
+	defer g.Close()
+	ctx, task, err := g.Begin(context.Background(), authz.TaskSpec{Agent: authz.Agent{ID: "agent"}})
+	require.NoError(t, err)
+	defer task.End()
+
+	require.NoError(t, g.Authorize(ctx, query))
+	b.f.fail.Store(true)
+	deniedBy(t, g.Authorize(ctx, query), authz.RuleStore)
+	b.f.fail.Store(false)
+	del := authz.Call{Tool: "db.delete", Intent: "delete", Destination: "db://orders"}
+	require.NoError(t, g.Authorize(ctx, del))
+	require.NoError(t, g.Authorize(ctx, del))
+	ds := log.take()
+	require.Len(t, ds, 4)
+	assert.Equal(t, authz.Allow, ds[0].Effect)
+	assert.Equal(t, authz.Deny, ds[1].Effect)
+	assert.Equal(t, authz.RuleStore, ds[1].Rule)
+	for i, d := range ds[2:] {
+		assert.Equal(t, authz.Allow, d.Effect, i)
+		assert.Equal(t, authz.ApprovalGranted, d.Approval, i)
+	}
+	assert.Len(t, app.Requests(), 1, "the standing approval covers the second call")
+}

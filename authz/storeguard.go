@@ -37,7 +37,11 @@ const maxStoreAttempts = 3
 // older than [WithStoreStaleness] without a live subscription.
 // [Guard.Authorize] makes one call into s per decision and denies
 // (RuleStore) when s fails or does not answer within [WithStoreTimeout];
-// once s answers again, service resumes, without a restart. Without
+// once s answers again, service resumes, without a restart. Check does
+// not see rate limits and budgets under a store: Authorize enforces them.
+// task.calls (and [Task.Calls]) counts, per tool, the calls the store had
+// counted at this guard's last Authorize of that tool, calls on other
+// guards since then not included; MaxCalls budgets are exact. Without
 // WithStore a guard keeps this state in its own process, as a single
 // process needs. A nil s is an error; the last WithStore wins. The guard
 // subscribes to s in [New]; call [Guard.Close] to unsubscribe.
@@ -439,7 +443,7 @@ func (g *Guard) authorizeShared(ctx context.Context, c Call, ap *approvalObserva
 				op.Chain[i] = x.storeTask() // versions before the decision reads the taint
 			}
 		}
-		d := g.decideWith(ctx, c, true, nil, &op)
+		d := g.decide(ctx, c, true, nil, &op)
 		switch d.Effect {
 		case Allow, Ask:
 		default:
