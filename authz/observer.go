@@ -16,12 +16,13 @@ import (
 // Events carry names, effects, rule names, versions, IDs and durations,
 // never a call's arguments, destination, reason or error text: those can
 // hold user data and secret values. Events are delivered after the fact,
-// synchronously, on the goroutine that made the decision and never while
-// the guard holds a lock, so an Observer must be safe for concurrent use
-// and should return quickly: it adds to the latency of every call. A
-// panic in an Observer is recovered (and logged when the guard has a
-// logger); it never changes a decision, which is made before the event is
-// delivered.
+// synchronously, on the goroutine that made the decision (or granted or
+// ended the lease: an expiry timer's, a task's end hooks) and never while
+// the guard or the broker holds a lock, so an Observer must be safe for
+// concurrent use and should return quickly: it adds to the latency of
+// every call. A panic in an Observer is recovered (and logged when the
+// guard has a logger); it never changes a decision, which is made before
+// the event is delivered.
 //
 // Methods may be added to Observer in later versions; embed
 // [ObserverFuncs] in an implementation to stay compatible.
@@ -30,7 +31,8 @@ type Observer interface {
 	// Authorize (with the final decision, after any approval) and once
 	// per denial recorded by [Guard.DescribeError] or [Guard.Deny].
 	OnDecision(ctx context.Context, e DecisionEvent)
-	// OnLease is called when a lease is granted and when it ends.
+	// OnLease is called when a lease is granted, with the Lease call's
+	// context, and when it ends, with context.Background().
 	OnLease(ctx context.Context, e LeaseEvent)
 }
 
