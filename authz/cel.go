@@ -413,9 +413,13 @@ func (costEstimator) EstimateCallCost(fn, overload string, target *cost.AstNode,
 	case "sha256_string":
 		return cost.NewCallEstimate(cost.RangedCostEstimate(1, 1+inputSizeOf(args[0])/10), nil)
 	case "string_urls":
-		// One pass over the text; at most one URL per 8 bytes.
+		// One pass over the text; at most one URL per 8 bytes and maxURLs
+		// in all, each at most MaxDestinationSize long (extractURLs
+		// enforces both), so rules may call string functions on them.
 		n := inputSizeOf(*target)
-		return cost.NewCallEstimate(cost.RangedCostEstimate(1, 1+n/10), &cost.SizeEstimate{Min: 0, Max: n/8 + 1})
+		count := min(n/8+1, maxURLs)
+		elem := &cost.SizeEstimate{Min: 0, Max: MaxDestinationSize}
+		return cost.NewCallEstimate(cost.RangedCostEstimate(1, 1+n/10), &cost.SizeEstimate{Min: 0, Max: count, Elem: elem})
 	}
 	return nil
 }
@@ -440,7 +444,8 @@ func celSHA256(v ref.Val) ref.Val {
 	return types.String(hex.EncodeToString(sum[:]))
 }
 
-// maxURLs bounds the URLs urls() returns; more is an error (deny).
+// maxURLs bounds the URLs urls() returns; more is an error (deny). Each is
+// at most MaxDestinationSize bytes long; a longer one is an error too.
 const maxURLs = 1024
 
 // celURLs implements s.urls(): the canonical text of every http(s) URL in
@@ -480,6 +485,9 @@ func extractURLs(text string) ([]string, error) {
 		_, canon, err := dest.ParseText(raw, "")
 		if err != nil {
 			return nil, errors.New("a URL in the text is not a valid destination")
+		}
+		if len(canon) > MaxDestinationSize {
+			return nil, fmt.Errorf("a URL in the text is longer than %d bytes", MaxDestinationSize)
 		}
 		out = append(out, canon)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -70,4 +71,34 @@ func FuzzExtractURLs(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestURLsElementsAreBounded: string functions whose cost grows with the
+// length of each URL (contains, size, matches...) load under the default
+// cost limit: each URL has a bounded size.
+func TestURLsElementsAreBounded(t *testing.T) {
+	t.Parallel()
+	g, _ := mustGuard(t, `rules:
+  - name: links-to-named-hosts
+    tools: ["chat.post"]
+    effect: allow
+    when: args.body.urls().all(u, u.startsWith("https://docs.example.org/") && !u.contains("%") && u.size() < 200)
+`)
+	ctx, task, err := g.Begin(context.Background(), TaskSpec{Agent: Agent{ID: "a"}})
+	require.NoError(t, err)
+	defer task.End()
+	check := func(body string) Effect {
+		return g.Check(ctx, Call{Tool: "chat.post", Intent: "write", Args: map[string]any{"body": body}}).Effect
+	}
+	assert.Equal(t, Allow, check("see https://docs.example.org/guide"))
+	assert.Equal(t, Deny, check("see https://docs.example.org/guide and https://evil.example/?q=docs.example.org"))
+	assert.Equal(t, Deny, check("see https://docs.example.org/a%20b"))
+	assert.Equal(t, Allow, check("no links"))
+}
+
+func TestURLsTooLongDenies(t *testing.T) {
+	t.Parallel()
+	long := "https://example.org/" + strings.Repeat("a", MaxDestinationSize)
+	_, err := extractURLs("see " + long)
+	require.Error(t, err)
 }
