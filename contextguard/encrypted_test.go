@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/taskguard/taskguard/authz"
+	"github.com/taskguard/taskguard/authz/authztest"
 )
 
 // tamperingBackend serves what tamper makes of the stored entries.
@@ -78,8 +79,8 @@ func TestEncryptedDetectsTamperedHistory(t *testing.T) {
 			g := newGuard(t)
 			inner := &tamperingBackend{Backend: NewMemoryBackend()}
 			store := NewStore(WithBackend(Encrypted(inner)))
-			ctx, task := begin(t, g, nil, authz.TaskSpec{})
-			octx, otask := begin(t, g, nil, authz.TaskSpec{})
+			ctx, task := authztest.Begin(t, g, nil, authz.TaskSpec{})
+			octx, otask := authztest.Begin(t, g, nil, authz.TaskSpec{})
 			m, om := store.For(task), store.For(otask)
 			for i := range 6 { // the other task has one entry more
 				if i < 5 {

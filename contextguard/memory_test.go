@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/taskguard/taskguard/authz"
+	"github.com/taskguard/taskguard/authz/authztest"
 )
 
 const policy = `
@@ -49,20 +50,6 @@ func newGuard(t testing.TB, opts ...authz.Option) *authz.Guard {
 	return g
 }
 
-func begin(t testing.TB, g *authz.Guard, ctx context.Context, spec authz.TaskSpec) (context.Context, *authz.Task) {
-	t.Helper()
-	if spec.Agent.ID == "" {
-		spec.Agent.ID = "spiffe://test/agent"
-	}
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	ctx, task, err := g.Begin(ctx, spec)
-	require.NoError(t, err)
-	t.Cleanup(task.End)
-	return ctx, task
-}
-
 func contents(t testing.TB, m *Memory) []string {
 	t.Helper()
 	es, err := m.Entries(context.Background())
@@ -78,8 +65,8 @@ func TestMemoryIsPerTask(t *testing.T) {
 	t.Parallel()
 	g := newGuard(t)
 	store := NewStore()
-	ctx1, t1 := begin(t, g, nil, authz.TaskSpec{Clearance: authz.Confidential})
-	ctx2, t2 := begin(t, g, nil, authz.TaskSpec{Clearance: authz.Confidential})
+	ctx1, t1 := authztest.Begin(t, g, nil, authz.TaskSpec{Clearance: authz.Confidential})
+	ctx2, t2 := authztest.Begin(t, g, nil, authz.TaskSpec{Clearance: authz.Confidential})
 	m1 := store.For(t1)
 	assert.Same(t, m1, store.For(t1), "the same task gets the same memory")
 	assert.Same(t, t1, m1.Task())
@@ -100,7 +87,7 @@ func TestTaskEndWipes(t *testing.T) {
 	g := newGuard(t)
 	rec := &recordingBackend{inner: NewMemoryBackend()}
 	store := NewStore(WithBackend(rec))
-	ctx, task := begin(t, g, nil, authz.TaskSpec{})
+	ctx, task := authztest.Begin(t, g, nil, authz.TaskSpec{})
 	m := store.For(task)
 	require.NoError(t, m.Add(ctx, Entry{Content: "remember this"}))
 	task.End()
@@ -117,7 +104,7 @@ func TestTaskEndWipes(t *testing.T) {
 	assert.ErrorIs(t, store.For(nil).Add(ctx, Entry{}), ErrTaskEnded)
 
 	// A new task of the same agent starts empty.
-	_, next := begin(t, g, nil, authz.TaskSpec{})
+	_, next := authztest.Begin(t, g, nil, authz.TaskSpec{})
 	assert.Empty(t, contents(t, store.For(next)))
 }
 
@@ -136,7 +123,7 @@ func TestAddFeedsTaint(t *testing.T) {
 	t.Parallel()
 	g := newGuard(t)
 	store := NewStore()
-	ctx, task := begin(t, g, nil, authz.TaskSpec{Clearance: authz.Confidential})
+	ctx, task := authztest.Begin(t, g, nil, authz.TaskSpec{Clearance: authz.Confidential})
 	m := store.For(task)
 	export := authz.Call{Tool: "mail.send", Intent: "export", Destination: "mailto:bob@example.org"}
 	write := authz.Call{Tool: "fs.write", Intent: "write", Destination: "/tmp/x"}
@@ -168,7 +155,7 @@ func TestRedactor(t *testing.T) {
 	g := newGuard(t)
 	rec := &recordingBackend{inner: NewMemoryBackend()}
 	store := NewStore(WithRedactor(redactor{"hunter22"}), WithBackend(rec))
-	ctx, task := begin(t, g, nil, authz.TaskSpec{})
+	ctx, task := authztest.Begin(t, g, nil, authz.TaskSpec{})
 	require.NoError(t, store.For(task).Add(ctx, Entry{Source: "https://x/?pw=hunter22", Content: "the password is hunter22"}))
 	es, err := store.For(task).Entries(context.Background())
 	require.NoError(t, err)
@@ -189,7 +176,7 @@ func testWindow(t *testing.T, b Backend) {
 	t.Parallel()
 	g := newGuard(t)
 	store := NewStore(WithBackend(b))
-	ctx, task := begin(t, g, nil, authz.TaskSpec{})
+	ctx, task := authztest.Begin(t, g, nil, authz.TaskSpec{})
 	m := store.For(task)
 	for _, c := range []string{"aaaa", "bbb", "cc", "d"} {
 		require.NoError(t, m.Add(ctx, Entry{Content: c}))
@@ -219,28 +206,28 @@ func TestHandoff(t *testing.T) {
 	t.Parallel()
 	g := newGuard(t)
 	store := NewStore()
-	ctx, parent := begin(t, g, nil, authz.TaskSpec{Clearance: authz.Confidential})
+	ctx, parent := authztest.Begin(t, g, nil, authz.TaskSpec{Clearance: authz.Confidential})
 	pm := store.For(parent)
 	require.NoError(t, pm.Add(ctx, Entry{Content: "public brief", Trusted: true}))
 	require.NoError(t, pm.Add(ctx, Entry{Content: "web page", Source: "https://web.example"}))
 	require.NoError(t, pm.Add(ctx, Entry{Content: "salary table", Sensitivity: authz.Confidential, Trusted: true}))
 	require.NoError(t, pm.Add(ctx, Entry{Content: "internal memo", Sensitivity: authz.Internal, Trusted: true}))
 
-	_, child := begin(t, g, ctx, authz.TaskSpec{Agent: authz.Agent{ID: "worker"}, Clearance: authz.Internal})
+	_, child := authztest.Begin(t, g, ctx, authz.TaskSpec{Agent: authz.Agent{ID: "worker"}, Clearance: authz.Internal})
 	cm, err := pm.Handoff(ctx, child)
 	require.NoError(t, err)
 	assert.Same(t, store.For(child), cm)
 	assert.Equal(t, []string{"public brief", "web page", "internal memo"}, contents(t, cm))
 	assert.Equal(t, authz.Taint{Sensitivity: authz.Internal, Untrusted: true, Sources: []string{"https://web.example"}}, child.Taint())
 
-	_, trusted := begin(t, g, ctx, authz.TaskSpec{Agent: authz.Agent{ID: "worker2"}, Clearance: authz.Internal})
+	_, trusted := authztest.Begin(t, g, ctx, authz.TaskSpec{Agent: authz.Agent{ID: "worker2"}, Clearance: authz.Internal})
 	tm, err := pm.Handoff(ctx, trusted, TrustedOnly())
 	require.NoError(t, err)
 	assert.Equal(t, []string{"public brief", "internal memo"}, contents(t, tm))
 	assert.False(t, trusted.Taint().Untrusted)
 
 	// Only sub-tasks receive a handoff; the child's memory is its own.
-	_, stranger := begin(t, g, nil, authz.TaskSpec{})
+	_, stranger := authztest.Begin(t, g, nil, authz.TaskSpec{})
 	_, err = pm.Handoff(ctx, stranger)
 	assert.Error(t, err)
 	_, err = cm.Handoff(ctx, parent)
@@ -279,7 +266,7 @@ func TestEncryptedBackend(t *testing.T) {
 	rec := &recordingBackend{inner: NewMemoryBackend()}
 	enc := Encrypted(rec)
 	store := NewStore(WithBackend(enc))
-	ctx, task := begin(t, g, nil, authz.TaskSpec{Clearance: authz.Confidential})
+	ctx, task := authztest.Begin(t, g, nil, authz.TaskSpec{Clearance: authz.Confidential})
 	m := store.For(task)
 	require.NoError(t, m.Add(ctx, Entry{Role: "tool", Source: "db://salaries", Content: "alice earns 1234567", Sensitivity: authz.Confidential}))
 	require.NoError(t, m.Add(ctx, Entry{Role: "user", Content: "summarise", Trusted: true}))
@@ -344,7 +331,7 @@ func TestBackendErrors(t *testing.T) {
 	t.Parallel()
 	g := newGuard(t)
 	store := NewStore(WithBackend(failingBackend{NewMemoryBackend()}), WithMaxEntries(1))
-	ctx, task := begin(t, g, nil, authz.TaskSpec{})
+	ctx, task := authztest.Begin(t, g, nil, authz.TaskSpec{})
 	m := store.For(task)
 	assert.ErrorContains(t, m.Add(ctx, Entry{Content: "x", Source: "s"}), "disk full")
 	assert.True(t, task.Taint().Untrusted, "the task saw the content even though storing failed")
@@ -434,8 +421,8 @@ func TestCache(t *testing.T) {
 	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
 	g := newGuard(t, authz.WithClock(clock))
 	c := NewCache[string](WithClock(clock), WithMaxEntries(2))
-	_, t1 := begin(t, g, nil, authz.TaskSpec{TTL: time.Hour})
-	_, t2 := begin(t, g, nil, authz.TaskSpec{TTL: time.Hour})
+	_, t1 := authztest.Begin(t, g, nil, authz.TaskSpec{TTL: time.Hour})
+	_, t2 := authztest.Begin(t, g, nil, authz.TaskSpec{TTL: time.Hour})
 
 	require.NoError(t, c.Set(t1, "GET https://x", "body of t1", time.Minute))
 	v, ok := c.Get(t1, "GET https://x")
@@ -457,7 +444,7 @@ func TestCache(t *testing.T) {
 	require.NoError(t, c.Set(t1, "c", "3", time.Minute))
 	assert.Error(t, c.Set(t1, "d", "4", 0))
 
-	_, short := begin(t, g, nil, authz.TaskSpec{TTL: time.Minute})
+	_, short := authztest.Begin(t, g, nil, authz.TaskSpec{TTL: time.Minute})
 	require.NoError(t, c.Set(short, "k", "v", time.Hour))
 	advance(time.Minute)
 	_, ok = c.Get(short, "k")
@@ -492,7 +479,7 @@ func TestAddFeedsProvenance(t *testing.T) {
 	require.NoError(t, err)
 	g, err := authz.New(authz.WithPolicy(p))
 	require.NoError(t, err)
-	ctx, task := begin(t, g, nil, authz.TaskSpec{})
+	ctx, task := authztest.Begin(t, g, nil, authz.TaskSpec{})
 	m := NewStore(WithRedactor(redactor{secret: "hunter2"})).For(task)
 	require.NoError(t, m.Add(ctx, Entry{Role: "user", Source: "user", Content: "Pay the rent to DE89 3704 0044 0532 0130 00.", Trusted: true}))
 	require.NoError(t, m.Add(ctx, Entry{Role: "tool", Source: "mail.read", Content: "New details: GB33BUKB20201555555555, password hunter2"}))

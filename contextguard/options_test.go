@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/taskguard/taskguard/authz"
+	"github.com/taskguard/taskguard/authz/authztest"
 )
 
 func TestInvalidStoreOptionMakesStoreInert(t *testing.T) {
@@ -24,7 +25,7 @@ func TestInvalidStoreOptionMakesStoreInert(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			ctx, task := begin(t, newGuard(t), nil, authz.TaskSpec{Clearance: authz.Restricted})
+			ctx, task := authztest.Begin(t, newGuard(t), nil, authz.TaskSpec{Clearance: authz.Restricted})
 			m := NewStore(WithMaxEntries(5), o).For(task)
 			err := m.Add(ctx, Entry{Role: "user", Content: "hi", Source: "user"})
 			require.Error(t, err)
@@ -46,7 +47,7 @@ func TestInvalidCacheOptionMakesCacheInert(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			_, task := begin(t, newGuard(t), nil, authz.TaskSpec{})
+			_, task := authztest.Begin(t, newGuard(t), nil, authz.TaskSpec{})
 			c := NewCache[string](o)
 			err := c.Set(task, "k", "v", time.Minute)
 			require.Error(t, err)
@@ -61,7 +62,7 @@ func TestSharedOptionsConfigureStoreAndCache(t *testing.T) {
 	t.Parallel()
 	at := time.Now().Round(0)
 	clock := func() time.Time { return at }
-	ctx, task := begin(t, newGuard(t), context.Background(), authz.TaskSpec{})
+	ctx, task := authztest.Begin(t, newGuard(t), context.Background(), authz.TaskSpec{})
 	m := NewStore(WithClock(clock), WithMaxEntries(1)).For(task)
 	require.NoError(t, m.Add(ctx, Entry{Role: "user", Content: "a", Source: "user", Trusted: true}))
 	assert.Error(t, m.Add(ctx, Entry{Role: "user", Content: "b", Source: "user", Trusted: true}), "bound of one")
@@ -101,7 +102,7 @@ func TestWithWipeTimeoutBoundsTheWipe(t *testing.T) {
 		{[]Option{WithWipeTimeout(time.Hour), WithWipeTimeout(time.Minute)}, time.Minute},
 	} {
 		b := wipeDeadline{Backend: NewMemoryBackend(), got: make(chan time.Duration, 1)}
-		ctx, task := begin(t, newGuard(t), nil, authz.TaskSpec{})
+		ctx, task := authztest.Begin(t, newGuard(t), nil, authz.TaskSpec{})
 		m := NewStore(append(tc.opts, WithBackend(b))...).For(task)
 		require.NoError(t, m.Add(ctx, Entry{Role: "user", Content: "hi"}))
 		task.End()

@@ -9,16 +9,17 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/taskguard/taskguard/authz"
+	"github.com/taskguard/taskguard/authz/authztest"
 )
 
 func TestSubTaskCannotUseAncestorMemory(t *testing.T) {
 	t.Parallel()
 	g := newGuard(t)
 	store := NewStore()
-	pctx, parent := begin(t, g, nil, authz.TaskSpec{Clearance: authz.Confidential})
-	cctx, child := begin(t, g, pctx, authz.TaskSpec{Clearance: authz.Public})
-	gctx, grandchild := begin(t, g, cctx, authz.TaskSpec{Clearance: authz.Public})
-	_, sibling := begin(t, g, pctx, authz.TaskSpec{Clearance: authz.Internal})
+	pctx, parent := authztest.Begin(t, g, nil, authz.TaskSpec{Clearance: authz.Confidential})
+	cctx, child := authztest.Begin(t, g, pctx, authz.TaskSpec{Clearance: authz.Public})
+	gctx, grandchild := authztest.Begin(t, g, cctx, authz.TaskSpec{Clearance: authz.Public})
+	_, sibling := authztest.Begin(t, g, pctx, authz.TaskSpec{Clearance: authz.Internal})
 	pm := store.For(parent)
 	require.NoError(t, pm.Add(pctx, Entry{Role: "tool", Content: "salaries", Sensitivity: authz.Confidential, Trusted: true}))
 	require.NoError(t, pm.Add(pctx, Entry{Role: "user", Content: "find news", Trusted: true}))
@@ -62,7 +63,7 @@ func TestSubTaskCannotUseAncestorMemory(t *testing.T) {
 func TestReadsNeverExceedClearance(t *testing.T) {
 	t.Parallel()
 	g := newGuard(t)
-	ctx, task := begin(t, g, nil, authz.TaskSpec{Clearance: authz.Internal})
+	ctx, task := authztest.Begin(t, g, nil, authz.TaskSpec{Clearance: authz.Internal})
 	// A backend shared with another task of the same ID (a resumed
 	// task, say) may hold entries above this task's clearance.
 	backend := NewMemoryBackend()
@@ -82,8 +83,8 @@ func TestReadsNeverExceedClearance(t *testing.T) {
 func TestCacheIsNotSharedWithSubTasks(t *testing.T) {
 	t.Parallel()
 	g := newGuard(t)
-	pctx, parent := begin(t, g, nil, authz.TaskSpec{Clearance: authz.Confidential})
-	_, child := begin(t, g, pctx, authz.TaskSpec{Clearance: authz.Public})
+	pctx, parent := authztest.Begin(t, g, nil, authz.TaskSpec{Clearance: authz.Confidential})
+	_, child := authztest.Begin(t, g, pctx, authz.TaskSpec{Clearance: authz.Public})
 	c := NewCache[string]()
 	require.NoError(t, c.Set(parent, "crm", "salaries", time.Minute))
 	_, ok := c.Get(child, "crm")

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/taskguard/taskguard/authz"
+	"github.com/taskguard/taskguard/authz/authztest"
 )
 
 // TestZeroStore calls every exported method of a zero Store, and every
@@ -15,8 +16,8 @@ import (
 func TestZeroStore(t *testing.T) {
 	t.Parallel()
 	g := newGuard(t)
-	ctx, task := begin(t, g, nil, authz.TaskSpec{Clearance: authz.Restricted})
-	_, child := begin(t, g, ctx, authz.TaskSpec{})
+	ctx, task := authztest.Begin(t, g, nil, authz.TaskSpec{Clearance: authz.Restricted})
+	_, child := authztest.Begin(t, g, ctx, authz.TaskSpec{})
 	var s Store
 	assert.NotPanics(t, func() {
 		for _, tk := range []*authz.Task{nil, task} {
@@ -38,7 +39,7 @@ func TestZeroStore(t *testing.T) {
 // TestZeroCache: a zero Cache misses and refuses, never panics.
 func TestZeroCache(t *testing.T) {
 	t.Parallel()
-	_, task := begin(t, newGuard(t), nil, authz.TaskSpec{})
+	_, task := authztest.Begin(t, newGuard(t), nil, authz.TaskSpec{})
 	var c Cache[string]
 	assert.NotPanics(t, func() {
 		assert.Error(t, c.Set(task, "k", "v", 1))

@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/taskguard/taskguard/authz"
+	"github.com/taskguard/taskguard/authz/authztest"
 )
 
 const testPolicy = `
@@ -31,18 +32,6 @@ rules:
     effect: allow
     when: "true"
 `
-
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // recordingSource wraps Static and counts calls.
 type recordingSource struct {
@@ -74,12 +63,12 @@ type env struct {
 	g   *authz.Guard
 	b   *Broker
 	src *recordingSource
-	clk *clock
+	clk *authztest.Clock
 }
 
 func newEnv(t testing.TB, opts ...Option) *env {
 	t.Helper()
-	clk := &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	clk := authztest.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 	p, err := authz.ParsePolicy("test.yaml", []byte(testPolicy))
 	require.NoError(t, err)
 	g, err := authz.New(authz.WithPolicy(p), authz.WithClock(clk.Now))
@@ -166,10 +155,10 @@ func TestLeaseExpires(t *testing.T) {
 	ctx, _ := e.begin(t, authz.TaskSpec{TTL: time.Hour})
 	l, err := e.b.Lease(ctx, "github-token", TTL(time.Minute))
 	require.NoError(t, err)
-	e.clk.Add(59 * time.Second)
+	e.clk.Advance(59 * time.Second)
 	require.NoError(t, l.Renew(time.Minute))
 	assert.Equal(t, e.clk.Now().Add(time.Minute), l.ExpiresAt())
-	e.clk.Add(time.Minute)
+	e.clk.Advance(time.Minute)
 	assert.ErrorIs(t, l.Use(func([]byte) error { return nil }), ErrLeaseExpired)
 	assert.ErrorIs(t, l.Renew(time.Minute), ErrLeaseExpired)
 	assert.EqualValues(t, 1, e.src.revoked.Load(), "the source revokes an expired credential")
@@ -186,7 +175,7 @@ func TestRenewBounds(t *testing.T) {
 	l, err := e.b.Lease(ctx, "github-token", TTL(time.Minute))
 	require.NoError(t, err)
 	for range 20 {
-		e.clk.Add(50 * time.Second)
+		e.clk.Advance(50 * time.Second)
 		if err := l.Renew(5 * time.Minute); err != nil {
 			break
 		}
@@ -517,7 +506,7 @@ func TestAuditLogNeverShowsLeasedValues(t *testing.T) {
 	t.Parallel()
 	var logs bytes.Buffer
 	var mu sync.Mutex
-	clk := &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	clk := authztest.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 	p, err := authz.ParsePolicy("test.yaml", []byte(testPolicy))
 	require.NoError(t, err)
 	g, err := authz.New(authz.WithPolicy(p), authz.WithClock(clk.Now),

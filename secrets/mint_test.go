@@ -14,7 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,6 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/taskguard/taskguard/authz"
+	"github.com/taskguard/taskguard/authz/authztest"
 )
 
 // mintT0 is the fake clocks' start; the 250ms checks that exp and iat are
@@ -36,19 +36,6 @@ const (
 )
 
 var mintAlgs = []string{"EdDSA", "HS256"}
-
-// mintClock is a fake clock safe for concurrent use.
-type mintClock struct{ ns atomic.Int64 }
-
-func newMintClock(t time.Time) *mintClock {
-	c := &mintClock{}
-	c.ns.Store(t.UnixNano())
-	return c
-}
-
-func (c *mintClock) Now() time.Time          { return time.Unix(0, c.ns.Load()).UTC() }
-func (c *mintClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
-func (c *mintClock) Set(t time.Time)         { c.ns.Store(t.UnixNano()) }
 
 // mintEd25519Key returns a fixed test key; seed varies it.
 func mintEd25519Key(seed byte) ed25519.PrivateKey {
@@ -78,14 +65,14 @@ func withMintIDSource(r io.Reader) MintOption {
 
 type mintFixture struct {
 	alg   string
-	clock *mintClock
+	clock *authztest.Clock
 	m     *Minter
 	v     *Verifier
 }
 
 func newMintFixture(t testing.TB, alg string, opts ...MintOption) *mintFixture {
 	t.Helper()
-	f := &mintFixture{alg: alg, clock: newMintClock(mintT0)}
+	f := &mintFixture{alg: alg, clock: authztest.NewClock(mintT0)}
 	all := append([]MintOption{mintKeyOption(alg), WithIssuer(mintIssuer), WithClock(f.clock.Now)}, opts...)
 	var err error
 	f.m, err = NewMinter(mintSpecs(), all...)
@@ -480,7 +467,7 @@ func TestRevokedWithinLeeway(t *testing.T) {
 
 func TestRevocationsPrune(t *testing.T) {
 	t.Parallel()
-	clock := newMintClock(mintT0)
+	clock := authztest.NewClock(mintT0)
 	r := NewRevocations(clock.Now)
 	r.Add("a", mintT0.Add(time.Minute))
 	r.Add("b", mintT0.Add(5*time.Minute))
@@ -518,7 +505,7 @@ func TestRevocationsPrune(t *testing.T) {
 
 func TestRevocationsBounded(t *testing.T) {
 	t.Parallel()
-	clock := newMintClock(mintT0)
+	clock := authztest.NewClock(mintT0)
 	r := NewRevocations(clock.Now)
 	for i := range 10000 {
 		r.Add(strconv.Itoa(i), clock.Now().Add(time.Second))
@@ -547,7 +534,7 @@ func TestRevocationsZeroAndNil(t *testing.T) {
 
 func TestRevocationsConcurrent(t *testing.T) {
 	t.Parallel()
-	clock := newMintClock(mintT0)
+	clock := authztest.NewClock(mintT0)
 	r := NewRevocations(clock.Now)
 	var wg sync.WaitGroup
 	for g := range 8 {
@@ -782,7 +769,7 @@ func TestMintRevoke(t *testing.T) {
 
 func TestMintSharedRevocations(t *testing.T) {
 	t.Parallel()
-	clock := newMintClock(mintT0)
+	clock := authztest.NewClock(mintT0)
 	shared := NewRevocations(clock.Now)
 	m, err := NewMinter(mintSpecs(), mintKeyOption("EdDSA"), WithIssuer(mintIssuer), WithClock(clock.Now), WithRevocations(shared))
 	require.NoError(t, err)

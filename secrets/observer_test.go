@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/taskguard/taskguard/authz"
+	"github.com/taskguard/taskguard/authz/authztest"
 )
 
 // leaseLog records the lease events a guard's observer receives.
@@ -50,7 +51,7 @@ func (l *leaseLog) kinds() []authz.LeaseEventKind {
 func observedEnv(t *testing.T) (*env, *leaseLog) {
 	t.Helper()
 	log := &leaseLog{}
-	clk := &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	clk := authztest.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 	p, err := authz.ParsePolicy("test.yaml", []byte(testPolicy))
 	require.NoError(t, err)
 	g, err := authz.New(authz.WithPolicy(p), authz.WithClock(clk.Now), authz.WithObserver(log))
@@ -83,7 +84,7 @@ func TestLeaseEvents(t *testing.T) {
 
 	l2.Revoke()
 	l2.Revoke() // idempotent: no second event
-	e.clk.Add(2 * time.Minute)
+	e.clk.Advance(2 * time.Minute)
 	require.ErrorIs(t, l1.Use(func([]byte) error { return nil }), ErrLeaseExpired)
 	require.ErrorIs(t, l1.Use(func([]byte) error { return nil }), ErrLeaseExpired)
 	task.End()

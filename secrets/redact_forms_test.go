@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/taskguard/taskguard/authz"
+	"github.com/taskguard/taskguard/authz/authztest"
 )
 
 func TestRedactEncodedForms(t *testing.T) {
@@ -49,7 +50,7 @@ func TestRedactEncodedForms(t *testing.T) {
 
 // mintBroker returns a broker over a minter of "github-token" tokens
 // (5 minute TTL), both on clk, and a task context.
-func mintBroker(t *testing.T) (*Broker, *clock, context.Context, *authz.Task) {
+func mintBroker(t *testing.T) (*Broker, *authztest.Clock, context.Context, *authz.Task) {
 	t.Helper()
 	e := newEnv(t)
 	m, err := NewMinter(map[string]TokenSpec{"github-token": {Audience: "api.github.com", TTL: 5 * time.Minute}},
@@ -83,7 +84,7 @@ func TestMintedTokensStayRedactedUntilTheyExpire(t *testing.T) {
 			for _, s := range texts {
 				assert.NotContains(t, b.Redact(s), tok)
 			}
-			clk.Add(time.Minute)
+			clk.Advance(time.Minute)
 			end.kill(l, task)
 			assert.ErrorIs(t, l.Use(func([]byte) error { return nil }), ErrLeaseRevoked)
 			for _, s := range texts {
@@ -91,9 +92,9 @@ func TestMintedTokensStayRedactedUntilTheyExpire(t *testing.T) {
 				assert.Contains(t, out, Redacted, "a verifier elsewhere still accepts the token")
 				assert.NotContains(t, out, tok)
 			}
-			clk.Add(exp.Sub(clk.Now()) - time.Second)
+			clk.Advance(exp.Sub(clk.Now()) - time.Second)
 			assert.Equal(t, Redacted, b.Redact(tok), "just before expiry")
-			clk.Add(maxLeeway + 2*time.Second)
+			clk.Advance(maxLeeway + 2*time.Second)
 			assert.Equal(t, tok, b.Redact(tok), "expired, and past any verifier's leeway: dropped")
 			b.mu.Lock()
 			assert.Empty(t, b.linger, "expired values are forgotten")
@@ -109,7 +110,7 @@ func TestLingeringValuesAreBounded(t *testing.T) {
 		l, err := b.Lease(ctx, "github-token", TTL(time.Minute))
 		require.NoError(t, err)
 		l.Revoke()
-		clk.Add(10 * time.Second)
+		clk.Advance(10 * time.Second)
 		_ = b.Redact("x")
 	}
 	b.mu.Lock()
