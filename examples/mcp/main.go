@@ -139,37 +139,43 @@ func newHost(spec mcpguard.SpecFunc) (*host, error) {
 
 	// The guard records what the read tools return on the session's task
 	// (describers' Output), so the handlers only do their work.
-	addTool(h, "fetch", "Fetch a web page", func(ctx context.Context, a fetchArgs) (string, error) {
+	err = errors.Join(err, addTool(h, "fetch", "Fetch a web page", func(ctx context.Context, a fetchArgs) (string, error) {
 		return "200 OK, 1.2 kB from " + a.URL, nil
-	})
-	addTool(h, "read_file", "Read a workspace file", func(ctx context.Context, a fileArgs) (string, error) {
+	}))
+	err = errors.Join(err, addTool(h, "read_file", "Read a workspace file", func(ctx context.Context, a fileArgs) (string, error) {
 		if a.Path != "notes/plan.md" {
 			return "", errors.New("no such file: " + a.Path)
 		}
 		return "# Plan\n1. read the data", nil
-	})
-	addTool(h, "query_db", "Read a table", func(ctx context.Context, a queryArgs) (string, error) {
+	}))
+	err = errors.Join(err, addTool(h, "query_db", "Read a table", func(ctx context.Context, a queryArgs) (string, error) {
 		return "alice 120k, bob 115k", nil
-	})
-	addTool(h, "send_email", "Send an email", func(ctx context.Context, a emailArgs) (string, error) {
+	}))
+	err = errors.Join(err, addTool(h, "send_email", "Send an email", func(ctx context.Context, a emailArgs) (string, error) {
 		return "sent to " + a.To, nil
-	})
-	addTool(h, "run_shell", "Run a shell command", func(ctx context.Context, a shellArgs) (string, error) {
+	}))
+	err = errors.Join(err, addTool(h, "run_shell", "Run a shell command", func(ctx context.Context, a shellArgs) (string, error) {
 		return "ran " + a.Command, nil
-	})
-	addTool(h, "debug_dump", "Dump the server state", func(ctx context.Context, _ struct{}) (string, error) {
+	}))
+	err = errors.Join(err, addTool(h, "debug_dump", "Dump the server state", func(ctx context.Context, _ struct{}) (string, error) {
 		return "everything", nil
-	})
+	}))
+	if err != nil {
+		return nil, err
+	}
 	h.server.AddReceivingMiddleware(guard.Middleware)
 	return h, nil
 }
 
 // addTool registers a tool whose handler counts its runs and answers text;
-// an error of f reaches the client as a result with IsError set.
-func addTool[In any](h *host, name, description string, f func(context.Context, In) (string, error)) {
+// an error of f reaches the client as a result with IsError set. The tool's
+// arguments are declared to the guard from its input schema (inferred from
+// In), so the policy's rules over it are type-checked and calls whose
+// arguments do not match are denied.
+func addTool[In any](h *host, name, description string, f func(context.Context, In) (string, error)) error {
 	n := new(atomic.Int64)
 	h.calls[name] = n
-	mcp.AddTool(h.server, &mcp.Tool{Name: name, Description: description},
+	return mcpguard.AddTool(h.server, h.guard, &mcp.Tool{Name: name, Description: description},
 		func(ctx context.Context, _ *mcp.CallToolRequest, in In) (*mcp.CallToolResult, any, error) {
 			n.Add(1)
 			text, err := f(ctx, in)

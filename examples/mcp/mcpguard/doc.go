@@ -34,6 +34,19 @@
 //
 // Other methods (resources, prompts, completion) pass through unguarded.
 //
+// # Typed arguments
+//
+// [AddTool] adds a tool to the server and declares its arguments to the
+// taskguard guard from its input schema ([Guard.Declare],
+// [authz.ArgsFromJSONSchema]): the policy's rules over the tool are
+// type-checked against the schema (a rule reading args.bdy of a tool whose
+// schema has body fails here, with the rule's file:line:col), a policy
+// tools block that declares the tool differently is an error naming both,
+// and a call whose arguments do not match the schema's properties and
+// types is denied (rule @args) before any rule runs. [New] registers the
+// described tools, so [authz.Guard.Lint] reports rules for tools the server
+// does not have and tools no rule allows.
+//
 // # Usage
 //
 //	guard, err := mcpguard.New(g, spec, mcpguard.Tools{
@@ -43,6 +56,7 @@
 //		}},
 //	})
 //	server := mcp.NewServer(impl, nil)
+//	err = mcpguard.AddTool(server, guard, &mcp.Tool{Name: "fetch"}, fetch)
 //	server.AddReceivingMiddleware(guard.Middleware)
 //	defer guard.Close()
 //

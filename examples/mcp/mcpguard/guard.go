@@ -86,6 +86,12 @@ type session struct {
 // with the spec from spec, and describes tool calls with tools (copied).
 // Tools missing from tools are hidden from tools/list and every call of
 // them is denied.
+//
+// New registers the described tools with g ([authz.Guard.RegisterTool]),
+// declaring a describer's [authz.Tool.Args] when set, so that
+// [authz.Guard.Lint] knows them; a refused declaration is an error. Declare
+// the arguments of the server's tools from their input schemas with
+// [AddTool] or [Guard.Declare].
 func New(g *authz.Guard, spec SpecFunc, tools Tools) (*Guard, error) {
 	if g == nil {
 		return nil, errors.New("mcpguard: nil authz.Guard")
@@ -102,6 +108,10 @@ func New(g *authz.Guard, spec SpecFunc, tools Tools) (*Guard, error) {
 		default:
 			return nil, fmt.Errorf("mcpguard: tool %q is described as %q", name, t.Name)
 		}
+		if err := g.RegisterTool(name, t.Args); err != nil {
+			return nil, fmt.Errorf("mcpguard: %w", err)
+		}
+		t.Args = nil // registered: WrapJSON need not parse it on every call
 		ts[name] = t
 	}
 	return &Guard{authz: g, spec: spec, tools: ts, sessions: map[*mcp.ServerSession]*session{}}, nil
@@ -161,8 +171,9 @@ func CallTool(ctx context.Context, g *authz.Guard, tools Tools, next mcp.MethodH
 	name := req.Params.Name
 	tool, ok := tools[name]
 	if !ok {
-		tool = authz.Tool[map[string]any]{Name: name,
-			Describe: func(map[string]any) (authz.Call, error) { return authz.Call{}, errUndescribed }}
+		// Denied here rather than through WrapJSON, which would register
+		// the client's tool name with the guard.
+		return deniedResult(g.DescribeError(ctx, name, errUndescribed)), nil
 	}
 	called := false
 	var failed *mcp.CallToolResult
@@ -187,13 +198,23 @@ func CallTool(ctx context.Context, g *authz.Guard, tools Tools, next mcp.MethodH
 	}
 	var denied *authz.DeniedError
 	if !called && errors.As(err, &denied) {
-		return &mcp.CallToolResult{
-			Meta:    mcp.Meta{RuleMetaKey: denied.Decision.Rule},
-			Content: []mcp.Content{&mcp.TextContent{Text: denied.Error()}},
-			IsError: true,
-		}, nil
+		return deniedResult(denied), nil
 	}
 	return res, err
+}
+
+// deniedResult is the answer to a denied call: the rule and reason as
+// text the model can read, the rule in _meta.
+func deniedResult(err error) *mcp.CallToolResult {
+	var denied *authz.DeniedError
+	if !errors.As(err, &denied) {
+		denied = &authz.DeniedError{Decision: authz.Decision{Rule: authz.RuleInternal, Reason: "denied"}}
+	}
+	return &mcp.CallToolResult{
+		Meta:    mcp.Meta{RuleMetaKey: denied.Decision.Rule},
+		Content: []mcp.Content{&mcp.TextContent{Text: denied.Error()}},
+		IsError: true,
+	}
 }
 
 func (g *Guard) listTools(ctx context.Context, next mcp.MethodHandler, method string, req mcp.Request) (mcp.Result, error) {
