@@ -141,7 +141,8 @@ type StoreLimit struct {
 	Task int
 	// Key names the limiter within the task: the rule's name and limit.
 	// A changed limit has a new key, and starts afresh.
-	Key   string
+	Key string
+	// Rate calls per Per, in bursts of up to Burst; all positive.
 	Rate  int
 	Per   time.Duration
 	Burst int
@@ -167,6 +168,8 @@ type StoreApproval struct {
 	// Digest recorded earlier on the call's task, and its outcome is
 	// StoreApprovalNeeded when there is none.
 	Granted bool
+	// ForTask, with Granted, records the approval for the rest of the
+	// task (Grant.ForTask).
 	ForTask bool
 	// By names who approved (Granted), for the record.
 	By string
@@ -197,6 +200,7 @@ const (
 
 // StoreResult is the answer of [Store.Authorize].
 type StoreResult struct {
+	// Outcome says whether the operation was applied, and if not why.
 	Outcome StoreOutcome
 	// Failed indexes Chain, Limits or Budgets, by Outcome.
 	Failed int
@@ -218,7 +222,9 @@ type TaskState struct {
 	// Known is false for a task the store does not hold; the other fields
 	// are then zero.
 	Known bool
+	// Ended is true once the task ended; it never reverts.
 	Ended bool
+	// Taint is what the task has observed, as every guard reported it.
 	Taint Taint
 	// TaintVersion grows by at least one with every change of Taint; it
 	// is 0 before the first.

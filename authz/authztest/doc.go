@@ -53,4 +53,22 @@
 // captures audit records as values; [AssertAllowed], [AssertDenied] and
 // [AssertAsks] check one decision and print the explanation when it is not
 // the expected one.
+//
+// # Stores
+//
+// [StoreConformance] checks an [authz.Store] implementation against the
+// semantics guards rely on when they share task state: rate limits,
+// budgets and task.calls exact across replicas under concurrent load,
+// approvals used once or for the task, ends and taint seen everywhere, and
+// fail-closed behaviour during an outage. authz runs it on
+// [authz.MemoryStore]; authz/redisstore runs it on Redis:
+//
+//	func TestConformance(t *testing.T) {
+//		authztest.StoreConformance(t, func(t *testing.T) authztest.StoreBackend {
+//			prefix := newPrefix(t) // a fresh, empty namespace per subtest
+//			return authztest.StoreBackend{
+//				Replica: func(t *testing.T) authz.Store { return openStore(t, prefix) },
+//			}
+//		})
+//	}
 package authztest
