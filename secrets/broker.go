@@ -261,68 +261,114 @@ func goName(s authz.Sensitivity) string {
 // and a value shorter than redact.MinLen bytes (too short to be redacted)
 // are errors. Lease calls the source and may block as long as it does.
 func (b *Broker) Lease(ctx context.Context, name string, opts ...LeaseOption) (*Lease, error) {
-	if b.guard == nil {
-		return nil, errZeroBroker
-	}
-	if err := validName(name); err != nil {
+	task, cfg, err := b.leaseRequest(ctx, name, opts)
+	if err != nil {
 		return nil, err
 	}
+	class, err := b.classify(name)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.authorizeLease(ctx, name, class, cfg); err != nil {
+		return nil, err
+	}
+	l, err := b.newLease(ctx, task, name, cfg)
+	if err != nil {
+		return nil, err
+	}
+	expires := l.expires // read before register shares l
+	if err := b.register(ctx, l); err != nil {
+		return nil, err
+	}
+	if b.logger != nil {
+		b.logger.Info("taskguard lease", "lease", l.id, "secret", name, "task", task.ID(), "expires", expires)
+	}
+	return l, nil
+}
+
+// leaseRequest validates a Lease call: the broker, the name, the options
+// and the live task in ctx.
+func (b *Broker) leaseRequest(ctx context.Context, name string, opts []LeaseOption) (*authz.Task, leaseConfig, error) {
 	var cfg leaseConfig
+	if b.guard == nil {
+		return nil, cfg, errZeroBroker
+	}
+	if err := validName(name); err != nil {
+		return nil, cfg, err
+	}
 	for _, o := range opts {
 		if o == nil {
 			continue
 		}
 		if err := o(&cfg); err != nil {
-			return nil, fmt.Errorf("secrets: lease %q: %w", name, err)
+			return nil, cfg, fmt.Errorf("secrets: lease %q: %w", name, err)
 		}
 	}
 	task, ok := authz.TaskFrom(ctx)
 	if !ok {
-		return nil, fmt.Errorf("secrets: lease %q: no task in the context", name)
+		return nil, cfg, fmt.Errorf("secrets: lease %q: no task in the context", name)
 	}
 	if task.Ended() {
-		return nil, fmt.Errorf("secrets: lease %q: task %s has ended", name, task.ID())
+		return nil, cfg, fmt.Errorf("secrets: lease %q: task %s has ended", name, task.ID())
 	}
 	if b.isClosed() {
-		return nil, ErrClosed
+		return nil, cfg, ErrClosed
 	}
-	class := authz.Confidential
-	if c, ok := b.src.(Classifier); ok {
-		s, known := c.Class(name)
-		if !known {
-			return nil, fmt.Errorf("%w %q", ErrUnknownSecret, name)
-		}
-		class = s
+	return task, cfg, nil
+}
+
+// classify returns the secret's sensitivity: the source's class when it is
+// a Classifier (which must know the name), Confidential otherwise.
+func (b *Broker) classify(name string) (authz.Sensitivity, error) {
+	c, ok := b.src.(Classifier)
+	if !ok {
+		return authz.Confidential, nil
 	}
-	// The name is destination.host; options the policy may judge are args.
+	s, known := c.Class(name)
+	if !known {
+		return 0, fmt.Errorf("%w %q", ErrUnknownSecret, name)
+	}
+	return s, nil
+}
+
+// authorizeLease asks the guard for the lease call. The name is
+// destination.host; the options the policy may judge are args.
+func (b *Broker) authorizeLease(ctx context.Context, name string, class authz.Sensitivity, cfg leaseConfig) error {
 	var args map[string]any
 	if cfg.ttl > 0 || len(cfg.audience) > 0 || len(cfg.scope) > 0 {
 		args = map[string]any{"name": name, "ttl_seconds": int64(cfg.ttl / time.Second)}
 	}
 	if len(cfg.scope) > 0 {
-		sc := make([]any, len(cfg.scope))
-		for i, a := range cfg.scope {
-			sc[i] = a
-		}
-		args["scope"] = sc
+		args["scope"] = anySlice(cfg.scope)
 	}
 	if len(cfg.audience) > 0 {
-		aud := make([]any, len(cfg.audience))
-		for i, a := range cfg.audience {
-			aud[i] = a
-		}
-		args["audience"] = aud
+		args["audience"] = anySlice(cfg.audience)
 	}
-	if err := b.guard.Authorize(ctx, authz.Call{Tool: LeaseTool, Intent: LeaseIntent,
-		Destination: "secret://" + name, Sensitivity: class, Args: args}); err != nil {
-		if de, ok := errors.AsType[*authz.DeniedError](err); ok && de.Decision.Rule == authz.RuleClearance {
-			return nil, fmt.Errorf("secrets: lease %q: %w; to lease it, begin the task with Clearance: authz.%v (or higher), "+
-				"or classify the secret lower (secrets.StaticClassified, or a Source implementing Classifier; unclassified secrets are Confidential)",
-				name, err, goName(class))
-		}
-		return nil, fmt.Errorf("secrets: lease %q: %w", name, err)
+	err := b.guard.Authorize(ctx, authz.Call{Tool: LeaseTool, Intent: LeaseIntent,
+		Destination: "secret://" + name, Sensitivity: class, Args: args})
+	if err == nil {
+		return nil
 	}
+	if de, ok := errors.AsType[*authz.DeniedError](err); ok && de.Decision.Rule == authz.RuleClearance {
+		return fmt.Errorf("secrets: lease %q: %w; to lease it, begin the task with Clearance: authz.%v (or higher), "+
+			"or classify the secret lower (secrets.StaticClassified, or a Source implementing Classifier; unclassified secrets are Confidential)",
+			name, err, goName(class))
+	}
+	return fmt.Errorf("secrets: lease %q: %w", name, err)
+}
 
+func anySlice(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
+}
+
+// newLease issues the credential and returns the lease holding it, not yet
+// registered. Its expiry is the earliest of the broker's max TTL, the
+// task's deadline, the requested TTL and the credential's own expiry.
+func (b *Broker) newLease(ctx context.Context, task *authz.Task, name string, cfg leaseConfig) (*Lease, error) {
 	now := b.clock()
 	limit := now.Add(b.maxTTL)
 	if d := task.Deadline(); d.Before(limit) {
@@ -348,12 +394,20 @@ func (b *Broker) Lease(ctx context.Context, name string, opts ...LeaseOption) (*
 	l := &Lease{id: b.idPrefix + strconv.FormatUint(b.nextID.Add(1), 10), name: name, broker: b, task: task, issued: now, limit: limit,
 		expires: expires, audience: cfg.audience, cred: cred, box: cred.box}
 	l.cred.box = nil
+	return l, nil
+}
 
+// register makes l live: tracked by the broker and its task (revoked when
+// the task ends), its audience enforced by the task's inspector, observers
+// told, and its expiry timer started. A closed broker kills l instead.
+func (b *Broker) register(ctx context.Context, l *Lease) error {
+	// l is not shared yet: read what the steps below need.
+	task, issued, expires := l.task, l.issued, l.expires
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
 		l.kill(ErrLeaseRevoked)
-		return nil, ErrClosed
+		return ErrClosed
 	}
 	b.live[l] = struct{}{}
 	set, hooked := b.tasks[task]
@@ -374,7 +428,7 @@ func (b *Broker) Lease(ctx context.Context, name string, opts ...LeaseOption) (*
 	}
 	b.gen.Add(1)
 	b.mu.Unlock()
-	b.guard.Observer().OnLease(ctx, authz.LeaseEvent{Kind: authz.LeaseGranted, Lease: l.id, Secret: name,
+	b.guard.Observer().OnLease(ctx, authz.LeaseEvent{Kind: authz.LeaseGranted, Lease: l.id, Secret: l.name,
 		Task: task.ID(), ExpiresAt: expires})
 	if !hooked {
 		task.OnEnd(func() { b.endTask(task) })
@@ -386,14 +440,11 @@ func (b *Broker) Lease(ctx context.Context, name string, opts ...LeaseOption) (*
 	if b.realClock {
 		l.mu.Lock()
 		if l.state == nil {
-			l.timer = time.AfterFunc(expires.Sub(now), func() { l.kill(ErrLeaseExpired) })
+			l.timer = time.AfterFunc(expires.Sub(issued), func() { l.kill(ErrLeaseExpired) })
 		}
 		l.mu.Unlock()
 	}
-	if b.logger != nil {
-		b.logger.Info("taskguard lease", "lease", l.id, "secret", name, "task", task.ID(), "expires", expires)
-	}
-	return l, nil
+	return nil
 }
 
 // issue calls the source, turning a panic into an error.
