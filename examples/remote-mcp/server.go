@@ -43,6 +43,9 @@ type serverConfig struct {
 	AgentKey    ed25519.PublicKey
 	ReportKeyID string
 	ReportKey   ed25519.PrivateKey
+	// Options are more guard options, e.g. authz.WithStore for replicas
+	// of the server that share task state.
+	Options []authz.Option
 }
 
 // toolServer is the MCP server process: it serves read_doc and web_fetch
@@ -108,10 +111,10 @@ func stringArg(args map[string]any, key string) (string, error) {
 // newToolServer returns the tool server, whose guard is named "tools",
 // trusts the agent's key and signs reports with its own.
 func newToolServer(policy *authz.Policy, cfg serverConfig) (*toolServer, error) {
-	g, err := authz.New(authz.WithPolicy(policy),
+	g, err := authz.New(append([]authz.Option{authz.WithPolicy(policy),
 		authz.WithName(serverName),
 		authz.WithTrustedKey(cfg.AgentKeyID, cfg.AgentKey),
-		authz.WithSigningKey(cfg.ReportKeyID, cfg.ReportKey))
+		authz.WithSigningKey(cfg.ReportKeyID, cfg.ReportKey)}, cfg.Options...)...)
 	if err != nil {
 		return nil, err
 	}
