@@ -290,42 +290,6 @@ func (s *argsShape) describe() string {
 // celArgs is the CEL type name of a typed rule's args.
 const celArgs = "taskguard.Args"
 
-// argsProvider is the guard's provider plus the object type of one args
-// shape.
-type argsProvider struct {
-	*provider
-	def objectDef
-}
-
-func (p *argsProvider) FindStructType(name string) (*types.Type, bool) {
-	if name == celArgs {
-		return types.NewTypeTypeWithParam(types.NewObjectType(celArgs)), true
-	}
-	return p.provider.FindStructType(name)
-}
-
-func (p *argsProvider) FindStructFieldNames(name string) ([]string, bool) {
-	if name == celArgs {
-		return p.def.names, true
-	}
-	return p.provider.FindStructFieldNames(name)
-}
-
-func (p *argsProvider) FindStructFieldType(name, fieldName string) (*types.FieldType, bool) {
-	if name == celArgs {
-		f, ok := p.def.fields[fieldName]
-		return f, ok
-	}
-	return p.provider.FindStructFieldType(name, fieldName)
-}
-
-func (p *argsProvider) NewValue(name string, fields map[string]ref.Val) ref.Val {
-	if name == celArgs {
-		return types.NewErr("%s values cannot be constructed in policies", name)
-	}
-	return p.provider.NewValue(name, fields)
-}
-
 // argsObject returns the object definition of s: each field reads the
 // call's argument of that name as its declared type. An absent or null
 // argument is not set (has() is false) and reading it is an error; a value
@@ -385,7 +349,7 @@ func typedEnv(s *argsShape, lateBound bool) (*cel.Env, error) {
 		return nil, err
 	}
 	opts := []cel.EnvOption{
-		cel.CustomTypeProvider(&argsProvider{provider: p, def: s.argsObject()}),
+		cel.CustomTypeProvider(&objectProvider{Provider: p, name: celArgs, def: s.argsObject()}),
 		cel.Variable("args", argsObjectType),
 	}
 	if lateBound {

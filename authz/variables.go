@@ -253,7 +253,7 @@ func (dv *docVars) envFor(expr string, shape *argsShape) (*cel.Env, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &varsProvider{Provider: base.CELTypeProvider(), def: defineObject(dv.fields)}
+	p := &objectProvider{Provider: base.CELTypeProvider(), name: celVariables, def: defineObject(dv.fields)}
 	env, err := base.Extend(cel.CustomTypeProvider(p), cel.Variable("variables", varsType))
 	if err != nil {
 		return nil, err
@@ -262,37 +262,39 @@ func (dv *docVars) envFor(expr string, shape *argsShape) (*cel.Env, error) {
 	return env, nil
 }
 
-// varsProvider adds the document's variables object to the policy
-// environment's types.
-type varsProvider struct {
+// objectProvider is a type provider plus one object type of the guard,
+// whose fields are def: the args of declared tools (celArgs) or the
+// variables of a document (celVariables).
+type objectProvider struct {
 	types.Provider
-	def objectDef
+	name string
+	def  objectDef
 }
 
-func (p *varsProvider) FindStructType(name string) (*types.Type, bool) {
-	if name == celVariables {
-		return types.NewTypeTypeWithParam(varsType), true
+func (p *objectProvider) FindStructType(name string) (*types.Type, bool) {
+	if name == p.name {
+		return types.NewTypeTypeWithParam(types.NewObjectType(p.name)), true
 	}
 	return p.Provider.FindStructType(name)
 }
 
-func (p *varsProvider) FindStructFieldNames(name string) ([]string, bool) {
-	if name == celVariables {
+func (p *objectProvider) FindStructFieldNames(name string) ([]string, bool) {
+	if name == p.name {
 		return p.def.names, true
 	}
 	return p.Provider.FindStructFieldNames(name)
 }
 
-func (p *varsProvider) FindStructFieldType(name, fieldName string) (*types.FieldType, bool) {
-	if name == celVariables {
+func (p *objectProvider) FindStructFieldType(name, fieldName string) (*types.FieldType, bool) {
+	if name == p.name {
 		f, ok := p.def.fields[fieldName]
 		return f, ok
 	}
 	return p.Provider.FindStructFieldType(name, fieldName)
 }
 
-func (p *varsProvider) NewValue(name string, fields map[string]ref.Val) ref.Val {
-	if name == celVariables {
+func (p *objectProvider) NewValue(name string, fields map[string]ref.Val) ref.Val {
+	if name == p.name {
 		return types.NewErr("%s values cannot be constructed in policies", name)
 	}
 	return p.Provider.NewValue(name, fields)
