@@ -139,15 +139,20 @@ func (g *Guard) startView() error {
 	return nil
 }
 
+// close cancels the subscription. cancel is called without cancelMu held:
+// a store's cancel may wait for a sink call in progress, and that call
+// (reload) takes cancelMu.
 func (v *view) close() {
 	v.cancelMu.Lock()
-	defer v.cancelMu.Unlock()
 	if v.closed {
+		v.cancelMu.Unlock()
 		return
 	}
 	v.closed = true
-	if v.cancel != nil {
-		v.cancel()
+	cancel := v.cancel
+	v.cancelMu.Unlock()
+	if cancel != nil {
+		cancel()
 	}
 	v.markStale()
 }
