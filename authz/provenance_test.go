@@ -97,6 +97,7 @@ func BenchmarkCheckProvenance(b *testing.B) {
 		task.ObserveText("mail.read", chunk, Public, false)
 	}
 	call := Call{Tool: "bank.transfer", Intent: "write", Args: map[string]any{"iban": "DE89370400440532013000"}}
+	g.Check(ctx, call) // the first lookup indexes what the task observed
 	b.ReportAllocs()
 	for b.Loop() {
 		if g.Check(ctx, call).Effect != Allow {

@@ -13,3 +13,10 @@ func SymbolsBothWays(s string) (general, fast []uint16, ascii bool) {
 	fast, ascii = appendSymbolsASCII(nil, s)
 	return general, fast, ascii
 }
+
+// Pending returns the bytes of text added and not indexed yet.
+func (ix *Index) Pending() (untrusted, trusted int) {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	return ix.pendingU, ix.pendingT
+}

@@ -1,6 +1,9 @@
 package provenance
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 const (
 	// DefaultMaxBytes is the cap on untrusted text that [New] uses when
@@ -31,6 +34,21 @@ type Index struct {
 	trusted   *chunk
 	truncated bool
 	wiped     bool
+
+	// pending holds normalised texts that Add recorded and the automata
+	// have not indexed yet, oldest first; pendingU and pendingT are
+	// their untrusted and trusted bytes (separators included).
+	pending            []pendingText
+	pendingU, pendingT int
+	// hasPending is set while pending is not empty, so that Seen can
+	// skip the write lock.
+	hasPending atomic.Bool
+}
+
+// pendingText is a normalised text waiting to be indexed.
+type pendingText struct {
+	norm    []byte
+	trusted bool
 }
 
 // chunk is one automaton over texts separated by symSep: growing (a) while
@@ -103,9 +121,13 @@ func (ix *Index) caps() (untrusted, trusted int) {
 // prompt and the user's request) is kept; dropping trusted text can only
 // turn a fromTrusted answer from true to false. A cut never splits a word.
 //
-// Add takes time linear in len(text), about 3 to 4 MB/s for text (16 ms
-// for 64 KiB) and down to 1 MB/s for random binary data, and holds the
-// write lock meanwhile, so Seen waits for it.
+// Add only normalises and copies the text (hundreds of MB/s): indexing is
+// deferred until a value is looked up ([Index.Seen], or [Index.Flush]), so
+// a task whose policy never asks where a value came from does not pay for
+// it, and text evicted before any lookup is never indexed. Pending text is
+// bounded by the same caps. Indexing runs about 3 to 6 MB/s for text (16
+// ms for 64 KiB) and down to 1 MB/s for random binary data, under the
+// write lock.
 func (ix *Index) Add(text string, trusted bool) {
 	if ix == nil {
 		return
@@ -122,11 +144,86 @@ func (ix *Index) Add(text string, trusted bool) {
 	}
 	maxU, maxT := ix.caps()
 	if trusted {
-		ix.addTrusted(norm, maxT)
+		trustedBytes := 0
+		if ix.trusted != nil {
+			trustedBytes = ix.trusted.bytes
+		}
+		if trustedBytes+ix.pendingT >= maxT {
+			// The texts before it fill the cap: indexing would
+			// ignore it too.
+			clear(norm)
+			return
+		}
+		ix.pendingT += len(norm) + 1
 	} else {
-		ix.addUntrusted(norm, maxU)
+		ix.pendingU += len(norm) + 1
+		// Drop the oldest pending untrusted texts that the newer ones
+		// alone would evict from the automata anyway.
+		for ix.pendingU > maxU {
+			i := ix.oldestPendingUntrusted()
+			if i < 0 {
+				break // the new text alone is over the cap: indexing trims it
+			}
+			ix.pendingU -= len(ix.pending[i].norm) + 1
+			clear(ix.pending[i].norm)
+			ix.pending = append(ix.pending[:i], ix.pending[i+1:]...)
+			ix.truncated = true
+		}
 	}
-	clear(norm)
+	ix.pending = append(ix.pending, pendingText{norm: norm, trusted: trusted})
+	ix.hasPending.Store(true)
+}
+
+// oldestPendingUntrusted returns the index of the oldest pending untrusted
+// text, or -1. Requires mu held.
+func (ix *Index) oldestPendingUntrusted() int {
+	for i, p := range ix.pending {
+		if !p.trusted {
+			return i
+		}
+	}
+	return -1
+}
+
+// Flush indexes the text that [Index.Add] recorded and the automata have
+// not indexed yet. Seen does it by itself; call Flush to pay for indexing
+// at a time of your choosing (after observing text, before a latency
+// sensitive lookup).
+func (ix *Index) Flush() {
+	if ix == nil || !ix.hasPending.Load() {
+		return
+	}
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	ix.flushLocked()
+}
+
+// flushLocked indexes pending text. Requires mu held for writing.
+func (ix *Index) flushLocked() {
+	maxU, maxT := ix.caps()
+	for i, p := range ix.pending {
+		if p.trusted {
+			ix.addTrusted(p.norm, maxT)
+		} else {
+			ix.addUntrusted(p.norm, maxU)
+		}
+		clear(p.norm)
+		ix.pending[i] = pendingText{}
+	}
+	ix.pending = ix.pending[:0]
+	ix.pendingU, ix.pendingT = 0, 0
+	ix.hasPending.Store(false)
+}
+
+// dropPendingLocked zeroes and drops pending text. Requires mu held.
+func (ix *Index) dropPendingLocked() {
+	for i, p := range ix.pending {
+		clear(p.norm)
+		ix.pending[i] = pendingText{}
+	}
+	ix.pending = nil
+	ix.pendingU, ix.pendingT = 0, 0
+	ix.hasPending.Store(false)
 }
 
 // addTrusted requires mu held.
@@ -210,6 +307,7 @@ func (ix *Index) Seen(value string, trusted bool) bool {
 	if len(syms) == 0 {
 		return false
 	}
+	ix.Flush()
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
 	if trusted {
@@ -232,6 +330,9 @@ func (ix *Index) Truncated() bool {
 	if ix == nil {
 		return false
 	}
+	// Indexing pending text may evict: flush so the answer covers
+	// everything added so far.
+	ix.Flush()
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
 	return ix.truncated
@@ -255,6 +356,7 @@ func (ix *Index) Wipe() {
 		ix.trusted.wipe()
 		ix.trusted = nil
 	}
+	ix.dropPendingLocked()
 	ix.truncated = false
 	ix.wiped = true
 }
@@ -267,6 +369,7 @@ func (ix *Index) Size() int {
 	if ix == nil {
 		return 0
 	}
+	ix.Flush()
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
 	n := 0

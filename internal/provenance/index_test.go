@@ -287,3 +287,38 @@ func TestConcurrent(t *testing.T) {
 	<-done
 	assert.False(t, ix.Seen("alice@bank.example", true))
 }
+
+// TestDeferredIndexing: Add only records; the first lookup indexes. Text
+// waiting to be indexed is bounded by the caps, and a lookup after many
+// Adds answers as if each had been indexed at once.
+func TestDeferredIndexing(t *testing.T) {
+	t.Parallel()
+	ix := provenance.New(1000)
+	ix.Add("pay DE89370400440532013000 now", false)
+	ix.Add("the user asked for alice@example.com", true)
+	u, tr := ix.Pending()
+	assert.Positive(t, u)
+	assert.Positive(t, tr)
+	assert.True(t, ix.Seen("de89370400440532013000", false))
+	assert.True(t, ix.Seen("Alice@Example.com", true))
+	u, tr = ix.Pending()
+	assert.Zero(t, u+tr, "a lookup indexes what was pending")
+
+	// Far more than the cap, no lookup: pending text stays bounded and
+	// the oldest is dropped.
+	for i := range 500 {
+		ix.Add(marker(i)+" some filler text", false)
+		u, _ := ix.Pending()
+		require.LessOrEqual(t, u, 1000)
+	}
+	assert.True(t, ix.Truncated())
+	assert.True(t, ix.Seen(marker(499), false))
+	assert.False(t, ix.Seen(marker(0), false))
+	assert.False(t, ix.Seen("de89370400440532013000", false), "evicted")
+
+	ix.Add("after the wipe nothing is kept", false)
+	ix.Wipe()
+	u, tr = ix.Pending()
+	assert.Zero(t, u+tr)
+	assert.False(t, ix.Seen("nothing", false))
+}
