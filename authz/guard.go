@@ -105,10 +105,28 @@ func WithDefaultTTL(d time.Duration) Option {
 }
 
 // Guard authorizes tool calls of tasks against a policy. Create it with
-// [New]; it is safe for concurrent use and its configuration does not
-// change after New. The zero Guard is inert, never permissive: Check,
-// Authorize and Explain deny, Visible shows no tool, Begin, Resume, Update
-// and ApplyReport return an error, and no method panics.
+// [New]; it is safe for concurrent use. The zero Guard is inert, never
+// permissive: Check, Authorize and Explain deny, Visible shows no tool,
+// Begin, Resume, Update and ApplyReport return an error, and no method
+// panics.
+//
+// # What may change after New
+//
+// Only three things, each atomically and without blocking decisions in
+// progress (a decision uses the state it started with):
+//   - the policy: [Guard.Update], or a [Watcher] from [WatchPolicyFiles];
+//   - the declared tool arguments: [Guard.RegisterTool] (and [Wrap] /
+//     [WrapJSON], which register), meant for start-up;
+//   - the audit redactors: [Guard.RedactAuditWith] adds one and returns
+//     the function that removes it.
+//
+// [Guard.Close] ends the subscription to the store. Everything else given
+// to New stays as it was (options copy the keys and lists they are given):
+// clock, logger, approver and approval timeout, observers, default TTL, dry
+// run, observed intents, identity verifier, name and keys of task tokens,
+// provenance limit, and the store with its staleness and timeout bounds.
+// To change one of them, build a new Guard. Tasks keep the guard that
+// began them, so a new Guard does not affect tasks in progress.
 type Guard struct {
 	policies   []*Policy
 	clock      func() time.Time

@@ -55,7 +55,7 @@ func WithSigningKey(keyID string, key ed25519.PrivateKey) Option {
 		if keyID == "" || len(key) != ed25519.PrivateKeySize {
 			return errors.New("WithSigningKey: want a key ID and an Ed25519 private key")
 		}
-		g.signKeyID, g.signKey = keyID, key
+		g.signKeyID, g.signKey = keyID, slices.Clone(key) // the caller may reuse or zero its slice
 		return nil
 	}
 }
