@@ -35,6 +35,15 @@
 // [RevocationStore] ([WithRevocationStore]; authz/redisstore keeps one in
 // Redis), and rejects every token while the store cannot answer.
 //
+// The Verifier lives here, beside the Minter, so that one [WithClock] and
+// one [WithRevocations] configure both. A service that only verifies thus
+// links this package and what it imports, cel-go included: 22.7 MB for a
+// program that verifies one token, against 4.7 MB with golang-jwt alone.
+// Where that matters, note that minted tokens are standard JWTs: verify
+// them with any JWT library that pins the algorithm (EdDSA or HS256) and
+// the key, requires iss, aud and exp, and asks the [RevocationStore] about
+// the jti.
+//
 // # Never printable
 //
 // [Lease], [Credential] and [Broker] redact in String, GoString, Format
