@@ -225,4 +225,22 @@
 // fails or does not answer denies ([RuleStore]); so does Check once the
 // view is older than [WithStoreStaleness] without a subscription.
 // authztest.StoreConformance checks a Store implementation.
+//
+// # Building integrations
+//
+// Hosts need only the sections above. Code that builds on the guard (a
+// framework adapter, an enforcement package such as httpguard or fsguard,
+// a Store) uses these hooks, grouped here so they are not mistaken for
+// everyday API:
+//   - arguments: [DecodeArgs] (JSON as the guard reads it), [ArgsOf] and
+//     [ArgsFromJSONSchema] (declarations), [Guard.RegisterTool];
+//   - decisions made elsewhere: [Guard.DescribeError] (a call that could
+//     not be described), [Guard.Deny] (a refusal at use time, with
+//     [RuleDial] and [RuleEscape]), [Guard.ObserveOutput];
+//   - per-task checks: [Task.Inspect] with an [InspectFunc] over [CallInfo]
+//     (the secrets broker uses it to see where leased values go);
+//   - reporting: [Guard.Observer] (the secrets broker reports leases
+//     through it);
+//   - shared state: [Store], [StoreSink] and the Store* and [TaskState]
+//     types, implemented by [NewMemoryStore] and authz/redisstore.
 package authz
