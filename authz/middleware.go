@@ -51,8 +51,12 @@ type Tool[A any] struct {
 	Output Output
 }
 
-// describe builds the call for args, recovering a panicking Describe.
-func (t *Tool[A]) describe(args A) (c Call, err error) {
+// Call returns the call that [Wrap] and [WrapJSON] authorize for args: the
+// result of Describe (recovered into an error if it panics) with its tool
+// always t.Name and its intent defaulting to t.Intent. Integrations that
+// authorize calls themselves use it to describe them the same way; an
+// error should be passed to [Guard.DescribeError].
+func (t Tool[A]) Call(args A) (c Call, err error) {
 	if t.Name == "" {
 		return Call{}, errors.New("tool has no name")
 	}
@@ -174,7 +178,7 @@ func Wrap[A, R any](g *Guard, t Tool[A], h func(ctx context.Context, args A) (R,
 		if regErr != nil {
 			return zero, g.denyArgs(ctx, t.Name, regErr)
 		}
-		c, err := t.describe(args)
+		c, err := t.Call(args)
 		if err != nil {
 			return zero, g.denyDescribe(ctx, t.Name, err)
 		}
@@ -263,7 +267,7 @@ func WrapJSON[R any](g *Guard, t Tool[map[string]any], h func(ctx context.Contex
 		if err != nil {
 			return zero, g.denyDescribe(ctx, t.Name, err)
 		}
-		c, err := t.describe(args)
+		c, err := t.Call(args)
 		if err != nil {
 			return zero, g.denyDescribe(ctx, t.Name, err)
 		}

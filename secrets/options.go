@@ -78,32 +78,41 @@ func WithRevocationStore(s RevocationStore) RevocationsOption {
 	return RevocationsOption{store: s, isSet: true}
 }
 
+// resolve returns the list or the store o sets, or why it sets neither.
+func (o RevocationsOption) resolve() (*Revocations, RevocationStore, error) {
+	switch {
+	case o.isSet && o.store == nil:
+		return nil, nil, errors.New("secrets: WithRevocationStore: nil store")
+	case o.isSet:
+		return nil, o.store, nil
+	case o.r == nil:
+		return nil, nil, errors.New("secrets: WithRevocations: nil revocation list")
+	}
+	return o.r, nil, nil
+}
+
 func (o RevocationsOption) applyMint(c *mintConfig) error {
-	if o.isSet {
-		if o.store == nil {
-			return errors.New("secrets: WithRevocationStore: nil store")
-		}
-		c.store = o.store
-		return nil
+	revs, store, err := o.resolve()
+	if err != nil {
+		return err
 	}
-	if o.r == nil {
-		return errors.New("secrets: WithRevocations: nil revocation list")
+	if store != nil {
+		c.store = store
+	} else {
+		c.revs = revs
 	}
-	c.revs = o.r
 	return nil
 }
 
 func (o RevocationsOption) applyVerify(c *verifyConfig) error {
-	if o.isSet {
-		if o.store == nil {
-			return errors.New("secrets: WithRevocationStore: nil store")
-		}
-		c.store = o.store
-		return nil
+	revs, store, err := o.resolve()
+	if err != nil {
+		return err
 	}
-	if o.r == nil {
-		return errors.New("secrets: WithRevocations: nil revocation list")
+	if store != nil {
+		c.store = store
+	} else {
+		c.revs = revs
 	}
-	c.revs = o.r
 	return nil
 }

@@ -246,7 +246,7 @@ func (tg *ToolGuard) authorize(ctx context.Context, t authz.Tool[map[string]any]
 	if err != nil {
 		return authz.Call{}, tg.guard.DescribeError(ctx, t.Name, err)
 	}
-	c, err := describe(t, args)
+	c, err := t.Call(args)
 	if err != nil {
 		return authz.Call{}, tg.guard.DescribeError(ctx, t.Name, err)
 	}
@@ -254,30 +254,6 @@ func (tg *ToolGuard) authorize(ctx context.Context, t authz.Tool[map[string]any]
 		c.Args = args
 	}
 	return c, tg.guard.Authorize(ctx, c)
-}
-
-// describe maps args to a call with t.Describe, like authz.Wrap does: the
-// call's tool is always t.Name, its intent defaults to t.Intent, and a
-// panicking Describe is an error.
-func describe(t authz.Tool[map[string]any], args map[string]any) (c authz.Call, err error) {
-	if t.Describe != nil {
-		defer func() {
-			if r := recover(); r != nil {
-				c, err = authz.Call{}, fmt.Errorf("describe panicked: %v", r)
-			}
-		}()
-		if c, err = t.Describe(args); err != nil {
-			return authz.Call{}, err
-		}
-		if c.Tool != "" && c.Tool != t.Name {
-			return authz.Call{}, fmt.Errorf("describe returned tool %q for tool %q", c.Tool, t.Name)
-		}
-	}
-	c.Tool = t.Name
-	if c.Intent == "" {
-		c.Intent = t.Intent
-	}
-	return c, nil
 }
 
 // started remembers an allowed call until its tool returns. A call that

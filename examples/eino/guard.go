@@ -148,7 +148,7 @@ func (m *guard) authorize(ctx context.Context, in *compose.ToolInput) (authz.Cal
 	if err != nil {
 		return authz.Call{}, m.undescribed(ctx, t.Name, err)
 	}
-	c, err := describe(t, args)
+	c, err := t.Call(args)
 	if err != nil {
 		return authz.Call{}, m.undescribed(ctx, t.Name, err)
 	}
@@ -156,33 +156,6 @@ func (m *guard) authorize(ctx context.Context, in *compose.ToolInput) (authz.Cal
 		c.Args = args
 	}
 	return c, m.g.Authorize(ctx, c)
-}
-
-// describe maps args to a call with t.Describe, like authz.Wrap does:
-// the call's tool is always t.Name, its intent defaults to t.Intent, and a
-// panicking Describe is an error.
-func describe(t authz.Tool[map[string]any], args map[string]any) (c authz.Call, err error) {
-	if t.Name == "" {
-		return authz.Call{}, errors.New("tool has no taskguard name")
-	}
-	if t.Describe != nil {
-		defer func() {
-			if r := recover(); r != nil {
-				c, err = authz.Call{}, fmt.Errorf("describe panicked: %v", r)
-			}
-		}()
-		if c, err = t.Describe(args); err != nil {
-			return authz.Call{}, err
-		}
-		if c.Tool != "" && c.Tool != t.Name {
-			return authz.Call{}, fmt.Errorf("describe returned tool %q for tool %q", c.Tool, t.Name)
-		}
-	}
-	c.Tool = t.Name
-	if c.Intent == "" {
-		c.Intent = t.Intent
-	}
-	return c, nil
 }
 
 // undescribed returns the denial for a call that could not be described,
